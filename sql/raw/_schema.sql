@@ -1,0 +1,42 @@
+-- Schemas and the load ledger. The raw layer is append-only: a drop is loaded
+-- once (by name), with every file's SHA-256, and never rewritten.
+create schema if not exists raw;
+create schema if not exists staging;
+create schema if not exists core;
+create schema if not exists quality;
+create schema if not exists billing;
+create schema if not exists marts;
+
+create table if not exists raw.loaded_files (
+    drop_name   varchar not null,
+    table_name  varchar not null,
+    file_name   varchar not null,
+    sha256      varchar not null,
+    rows_read   bigint  not null,
+    rows_loaded bigint  not null,
+    rows_quarantined bigint not null,
+    run_id      varchar not null,
+    loaded_at   timestamptz not null,
+    primary key (drop_name, table_name)
+);
+
+-- One row per landing row that could not be typed: the run goes on without it.
+create table if not exists raw.quarantine (
+    drop_name   varchar not null,
+    table_name  varchar not null,
+    file_name   varchar not null,
+    row_number  bigint  not null,   -- 1-based data row (line = row_number + 1 in a CSV)
+    column_name varchar,
+    reason      varchar not null,
+    record_key  varchar,            -- the row's key, when it has one (never PHI columns)
+    run_id      varchar not null
+);
+
+create table if not exists raw.runs (
+    run_id      varchar primary key,
+    as_of       date,
+    started_at  timestamptz not null,
+    finished_at timestamptz,
+    status      varchar not null,   -- running / succeeded / failed
+    summary     json
+);

@@ -1,0 +1,83 @@
+"""Practice configuration: the sample runs as shipped; mistakes are named."""
+import pytest
+import yaml
+
+from transforms.npi import npi_is_valid
+from transforms.paths import SAMPLE_CONFIG
+from transforms.settings import ConfigError, load_settings
+
+
+def write_config(tmp_path, mutate):
+    config = yaml.safe_load(SAMPLE_CONFIG.read_text())
+    mutate(config)
+    path = tmp_path / "practice.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_sample_configuration_loads_with_no_edits():
+    settings = load_settings(None)
+    assert settings.time_zone == "America/New_York"
+    assert settings.billing_providers[0].npi == "1234567893"
+    assert settings.claim_grace_days <= 7
+
+
+@pytest.mark.parametrize("npi, valid", [("1234567893", True), ("1345678902", True), ("1234567890", False),
+                                        ("123456789", False), ("12345678AB", False)])
+def test_npi_check_digit(npi, valid):
+    assert npi_is_valid(npi) is valid
+
+
+def test_npi_failing_its_check_digit_is_named(tmp_path):
+    path = write_config(tmp_path, lambda c: c["billing_providers"][0].update(npi="1234567890"))
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value) == f"{path}: billing_providers[0].npi: '1234567890' fails the NPI check digit"
+
+
+def test_unknown_time_zone_is_named(tmp_path):
+    path = write_config(tmp_path, lambda c: c["practice"].update(time_zone="America/Gotham"))
+    with pytest.raises(ConfigError, match="practice.time_zone: unknown time zone 'America/Gotham'"):
+        load_settings(path)
+
+
+def test_missing_field_is_named(tmp_path):
+    path = write_config(tmp_path, lambda c: c["payer"].pop("id"))
+    with pytest.raises(ConfigError, match=r"missing field payer\.id"):
+        load_settings(path)
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    def mutate(c):
+        c["practice"]["time_zone"] = "Mars/Base"
+        c["billing_providers"][0]["address"]["zip"] = "19064"
+        c["billing"]["claim_grace_days"] = 10
+    path = write_config(tmp_path, mutate)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert len(err.value.problems) == 3
+    assert any("ZIP+4" in p for p in err.value.problems)
+    assert any("claim_grace_days" in p for p in err.value.problems)
+
+
+def test_toml_configuration_is_accepted(tmp_path):
+    path = tmp_path / "practice.toml"
+    path.write_text(
+        '[practice]\nname = "Toml Clinic"\ntime_zone = "America/Chicago"\n'
+        '[[billing_providers]]\nnpi = "1234567893"\nname = "Toml Clinic"\ntin = "123456789"\ntaxonomy = "207Q00000X"\n'
+        '[billing_providers.address]\nline1 = "1 Main"\ncity = "Austin"\nstate = "TX"\nzip = "787011234"\n'
+        '[payer]\nname = "MEDICARE"\nid = "04412"\n'
+        '[x12]\nsubmitter_id = "S"\nsubmitter_name = "S"\nreceiver_id = "R"\nreceiver_name = "R"\n'
+    )
+    settings = load_settings(path)
+    assert settings.time_zone == "America/Chicago" and settings.practice_name == "Toml Clinic"
+
+
+def test_config_error_via_cli_exits_nonzero_with_one_line(tmp_path, capsys):
+    from transforms.cli import main
+    path = write_config(tmp_path, lambda c: c["practice"].update(time_zone="Nowhere/Land"))
+    rc = main(["run", "--landing", str(tmp_path), "--warehouse", str(tmp_path / "w.duckdb"),
+               "--claims-dir", str(tmp_path / "c"), "--as-of", "2026-02-01", "--config", str(path)])
+    assert rc == 2
+    assert capsys.readouterr().err.strip() == f"{path}: practice.time_zone: unknown time zone 'Nowhere/Land' (use an IANA name such as America/New_York)"
+    assert not (tmp_path / "w.duckdb").exists()

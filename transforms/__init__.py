@@ -1,0 +1,1 @@
+"""CCM claims pipeline: one module per stage, each stage one function."""

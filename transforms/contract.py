@@ -1,0 +1,82 @@
+"""The export contract as data: tables, keys, optional columns, vocabularies.
+
+Column types live in sql/raw/<table>.sql (the typed raw tables); this module
+only says what the contract says beyond types.
+"""
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[str, ...]
+    optional: frozenset[str] = frozenset()  # may be empty, and may be absent from the file
+    vocab: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Columns whose values may name a person: never copied into quarantine or logs.
+    phi: frozenset[str] = frozenset()
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c not in self.optional)
+
+
+PAYERS = ("medicare_part_b", "medicare_advantage", "medicaid", "commercial", "self_pay")
+PRACTITIONER_ROLES = ("physician", "np", "pa", "cns", "cnm")
+CLINICAL_STAFF_ROLES = ("rn", "lpn", "ma", "pharmacist", "care_coordinator")
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        TableSpec(
+            "patients",
+            key=("patient_id",),
+            columns=("patient_id", "mbi", "first_name", "last_name", "birth_date", "sex", "address_line1",
+                     "address_line2", "city", "state", "zip", "primary_payer"),
+            optional=frozenset({"address_line2"}),
+            vocab={"sex": ("M", "F", "U"), "primary_payer": PAYERS},
+            phi=frozenset({"mbi", "first_name", "last_name", "birth_date", "address_line1", "address_line2"}),
+        ),
+        TableSpec("staff", key=("staff_id",), columns=("staff_id", "full_name", "role", "npi"),
+                  optional=frozenset({"npi"})),
+        TableSpec(
+            "conditions",
+            key=("patient_id", "icd10_code"),
+            columns=("patient_id", "icd10_code", "description", "onset_date", "resolved_date", "chronic"),
+            optional=frozenset({"description", "onset_date", "resolved_date", "chronic"}),
+        ),
+        TableSpec(
+            "consents",
+            key=("patient_id", "consent_date"),
+            columns=("patient_id", "consent_date", "method", "billing_npi", "revoked_date"),
+            optional=frozenset({"revoked_date"}),
+            vocab={"method": ("written", "verbal")},
+        ),
+        TableSpec(
+            "care_plans",
+            key=("plan_id",),
+            columns=("plan_id", "patient_id", "established_date", "revised_date", "revision", "complexity",
+                     "shared_with_patient_date"),
+            optional=frozenset({"revised_date", "shared_with_patient_date"}),
+            vocab={"revision": ("none", "minor", "substantial"), "complexity": ("standard", "complex")},
+        ),
+        TableSpec(
+            "encounters",
+            key=("encounter_id",),
+            columns=("encounter_id", "patient_id", "encounter_date", "cpt_code", "rendering_npi"),
+            optional=frozenset({"rendering_npi"}),
+        ),
+        TableSpec(
+            "activities",
+            key=("activity_id",),
+            columns=("activity_id", "patient_id", "staff_id", "started_at", "duration_minutes", "activity_type",
+                     "face_to_face", "note", "documented_at", "status"),
+            optional=frozenset({"status"}),
+            vocab={"status": ("active", "voided")},
+            phi=frozenset({"note"}),
+        ),
+    )
+}
+
+# Load order: reference tables before the ones that point at them.
+LOAD_ORDER = ("patients", "staff", "conditions", "consents", "care_plans", "encounters", "activities")

@@ -1,0 +1,273 @@
+"""Ingest stage: new drops from the landing area into the append-only raw layer.
+
+Two steps, so that a bad file never touches the warehouse:
+  plan_ingest()  finds the drops not loaded yet and checks that every file can be
+                 read and has the contract's required columns (no writes);
+  load_drops()   types every row, appends good rows to raw.<table> and bad ones
+                 to raw.quarantine, and records each file's SHA-256.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from transforms.contract import LOAD_ORDER, TABLES, TableSpec
+from transforms.settings import Settings, VendorMapping
+
+log = logging.getLogger(__name__)
+
+FORMATS = {".csv": "csv", ".parquet": "parquet"}
+
+
+class InputError(Exception):
+    """Landing files the run cannot use; str() is one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    drop: str
+    table: str
+    path: Path
+
+
+@dataclass
+class IngestPlan:
+    new_drops: list[str]
+    skipped_drops: list[str]
+    files: list[LandingFile]
+    ignored: list[str] = field(default_factory=list)  # files in a drop that name no contract table
+
+
+# ---------------------------------------------------------------- planning
+
+def loaded_drops(con: duckdb.DuckDBPyConnection | None) -> set[str]:
+    if con is None:
+        return set()
+    try:
+        return {r[0] for r in con.execute("select distinct drop_name from raw.loaded_files").fetchall()}
+    except duckdb.CatalogException:
+        return set()
+
+
+def _table_for(path: Path, vendor: VendorMapping) -> str | None:
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    if stem in vendor.files:
+        return vendor.files[stem]
+    return stem if stem in TABLES else None
+
+
+def _rename_map(columns: list[str], table: str, vendor: VendorMapping) -> dict[str, str]:
+    """Vendor names first, then our own names written with other case or spaces."""
+    mapping = vendor.columns.get(table, {})
+    renamed = {}
+    for col in columns:
+        target = mapping.get(col) or mapping.get(col.strip()) or col.strip().lower()
+        renamed[col] = target
+    return renamed
+
+
+def _header(lf: LandingFile) -> list[str]:
+    if lf.path.suffix == ".parquet":
+        return list(pl.read_parquet_schema(lf.path).keys())
+    return pl.read_csv(lf.path, n_rows=0, infer_schema=False).columns
+
+
+def plan_ingest(landing: Path, already_loaded: set[str], settings: Settings) -> IngestPlan:
+    """Which drops to load, and whether every one of their files is usable. Writes nothing."""
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise InputError([f"{landing}: landing folder does not exist"])
+    drops = sorted(p.name for p in landing.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    plan = IngestPlan(
+        new_drops=[d for d in drops if d not in already_loaded],
+        skipped_drops=[d for d in drops if d in already_loaded],
+        files=[],
+    )
+    problems: list[str] = []
+    for drop in plan.new_drops:
+        seen: dict[str, Path] = {}
+        for path in sorted((landing / drop).iterdir()):
+            if path.is_dir() or path.name.startswith("."):
+                continue
+            table = _table_for(path, settings.vendor) if path.suffix in FORMATS else None
+            if table is None or table not in TABLES:
+                plan.ignored.append(str(path))
+                continue
+            if table in seen:
+                problems.append(f"{path}: a second file for table {table} in drop {drop} (also {seen[table].name})")
+                continue
+            seen[table] = path
+            lf = LandingFile(drop, table, path)
+            try:
+                header = _header(lf)
+            except Exception as exc:  # polars raises several types for unreadable files
+                problems.append(f"{path}: cannot be read ({str(exc).splitlines()[0][:200]})")
+                continue
+            present = set(_rename_map(header, table, settings.vendor).values())
+            for col in TABLES[table].required:
+                if col not in present:
+                    problems.append(f"{path}: missing required column {col}")
+            plan.files.append(lf)
+    if problems:
+        raise InputError(problems)
+    plan.files.sort(key=lambda f: (f.drop, LOAD_ORDER.index(f.table)))
+    return plan
+
+
+# ---------------------------------------------------------------- loading
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_strings(lf: LandingFile, settings: Settings) -> pl.DataFrame:
+    """The file as text columns named per the contract, with 1-based row numbers."""
+    if lf.path.suffix == ".parquet":
+        frame = pl.read_parquet(lf.path)
+        frame = frame.with_columns(pl.all().cast(pl.String))
+    else:
+        frame = pl.read_csv(lf.path, infer_schema=False, truncate_ragged_lines=True)
+    frame = frame.rename(_rename_map(frame.columns, lf.table, settings.vendor))
+    spec = TABLES[lf.table]
+    missing_optional = [c for c in spec.columns if c not in frame.columns]
+    frame = frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in missing_optional])
+    return frame.select(spec.columns).with_row_index("_row_number", offset=1)
+
+
+def _typed_select(spec: TableSpec, types: dict[str, str]) -> str:
+    """SELECT that types each landing column and lists every problem per row.
+
+    DuckDB's TRY_CAST to TIMESTAMPTZ reads a naive timestamp in the session time
+    zone (set to practice time by warehouse.connect) and an offset one as given.
+    """
+    typed, problems = [], []
+    for col in spec.columns:
+        q = f'"{col}"'
+        text = f"nullif(trim({q}), '')"
+        sql_type = types[col]
+        if col in spec.vocab:
+            text = f"upper({text})" if col == "sex" else f"lower({text})"
+        elif col == "icd10_code":
+            text = f"upper(replace({text}, '.', ''))"
+        elif col == "role":
+            text = f"lower({text})"
+        if sql_type == "VARCHAR":
+            expr = text
+            if col == "status":
+                expr = f"coalesce({text}, 'active')"
+        elif sql_type == "INTEGER":
+            expr = f"case when regexp_full_match({text}, '[+-]?[0-9]+') then cast({text} as integer) end"
+            problems.append(f"case when {text} is not null and {expr} is null then {{'column': '{col}', 'reason': 'not a whole number'}} end")
+        elif sql_type == "BOOLEAN":
+            expr = f"try_cast(lower({text}) as boolean)"
+            problems.append(f"case when {text} is not null and {expr} is null then {{'column': '{col}', 'reason': 'not true/false'}} end")
+        elif sql_type == "DATE":
+            expr = f"case when regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') then try_cast({text} as date) end"
+            problems.append(f"case when {text} is not null and {expr} is null then {{'column': '{col}', 'reason': 'not a date (YYYY-MM-DD)'}} end")
+        elif sql_type.startswith("TIMESTAMP"):
+            expr = f"try_cast({text} as timestamptz)"
+            problems.append(f"case when {text} is not null and {expr} is null then {{'column': '{col}', 'reason': 'not an ISO 8601 timestamp'}} end")
+        else:
+            raise ValueError(f"sql/raw/{spec.name}.sql: type {sql_type} of {col} has no parser")
+        typed.append(f"{expr} as {q}")
+        if col not in spec.optional and not (col == "status"):
+            problems.append(f"case when {text} is null then {{'column': '{col}', 'reason': 'missing value'}} end")
+        if col in spec.vocab:
+            allowed = ", ".join(f"'{v}'" for v in spec.vocab[col])
+            problems.append(
+                f"case when {text} is not null and {text} not in ({allowed}) then "
+                f"{{'column': '{col}', 'reason': 'not one of {'/'.join(spec.vocab[col])}'}} end"
+            )
+    if spec.name == "activities":
+        problems.append(
+            "case when try_cast(trim(duration_minutes) as integer) < 0 then "
+            "{'column': 'duration_minutes', 'reason': 'negative minutes'} end"
+        )
+    key = " || '|' || ".join(f"coalesce(trim(\"{k}\"), '')" for k in spec.key)
+    return (
+        f"select {', '.join(typed)}, _row_number, {key} as _record_key, "
+        f"list_filter([{', '.join(problems)}], lambda p: p is not null) as _problems "
+        f"from landing_rows"
+    )
+
+
+def load_drops(
+    con: duckdb.DuckDBPyConnection, plan: IngestPlan, settings: Settings, run_id: str, strict: bool = False
+) -> dict:
+    """Append the planned drops to raw.*; bad rows go to raw.quarantine with their reason.
+
+    Runs inside the caller's transaction: on any error nothing of this run stays.
+    """
+    rows_loaded = {t: 0 for t in LOAD_ORDER}
+    quarantined = 0
+    quarantine_lines: list[str] = []
+    for lf in plan.files:
+        frame = _read_strings(lf, settings)
+        spec = TABLES[lf.table]
+        types = dict(con.execute(f"select column_name, data_type from information_schema.columns "
+                                 f"where table_schema = 'raw' and table_name = '{lf.table}'").fetchall())
+        con.register("landing_rows", frame.to_arrow())
+        con.execute(f"create or replace temp table parsed as {_typed_select(spec, types)}")
+        con.unregister("landing_rows")
+        cols = ", ".join(f'"{c}"' for c in spec.columns)
+        good = con.execute(
+            f"insert into raw.{lf.table} select {cols}, ?, ?, _row_number, ? from parsed where len(_problems) = 0",
+            [lf.drop, lf.path.name, run_id],
+        ).fetchone()[0]
+        bad = con.execute(
+            "insert into raw.quarantine "
+            "select ?, ?, ?, _row_number, p.column, p.reason, _record_key, ? "
+            "from (select _row_number, _record_key, unnest(_problems) as p from parsed where len(_problems) > 0)",
+            [lf.drop, lf.table, lf.path.name, run_id],
+        ).fetchone()[0]
+        bad_rows = con.execute("select count(*) from parsed where len(_problems) > 0").fetchone()[0]
+        if bad_rows and strict:
+            for row, column, reason in con.execute(
+                "select _row_number, p.column, p.reason from "
+                "(select _row_number, unnest(_problems) as p from parsed where len(_problems) > 0) "
+                "order by 1 limit 20"
+            ).fetchall():
+                quarantine_lines.append(f"{lf.path}: row {row}, column {column}: {reason}")
+        con.execute("drop table parsed")
+        con.execute(
+            "insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [lf.drop, lf.table, lf.path.name, _sha256(lf.path), frame.height, good, bad_rows, run_id,
+             datetime.now(timezone.utc)],
+        )
+        rows_loaded[lf.table] += good
+        quarantined += bad_rows
+        log.info("loaded %s/%s: %d rows, %d quarantined (%d problems)", lf.drop, lf.path.name, good, bad_rows, bad)
+    if strict and quarantine_lines:
+        raise InputError(quarantine_lines + ["--strict: bad rows are fatal; nothing from this run was stored"])
+    return {
+        "drops_loaded": list(plan.new_drops),
+        "drops_skipped": list(plan.skipped_drops),
+        "rows_loaded": rows_loaded,
+        "rows_quarantined": quarantined,
+        "files_ignored": list(plan.ignored),
+    }
+
+
+def build_staging(con: duckdb.DuckDBPyConnection) -> dict:
+    """Current state per key, from all of raw (newest drop wins, voids out)."""
+    from transforms.warehouse import run_sql
+
+    for table in LOAD_ORDER:
+        run_sql(con, f"staging/{table}.sql")
+    counts = {t: con.execute(f"select count(*) from staging.{t}").fetchone()[0] for t in LOAD_ORDER}
+    counts["rejected_rows"] = con.execute("select count(*) from staging.rejected_rows").fetchone()[0]
+    return counts

@@ -1,0 +1,244 @@
+"""Practice configuration: load (YAML or TOML), validate, and hand out typed settings.
+
+Every problem is reported at once, one line each, naming the file and the field,
+so a practice fixes its configuration in one pass.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from transforms.npi import npi_is_valid
+from transforms.paths import SAMPLE_CONFIG
+
+MAX_GRACE_DAYS = 7  # the contract caps the late-note grace at 7 days
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; str() holds one line per problem."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(f"{path}: {p}" for p in problems))
+
+
+@dataclass(frozen=True)
+class Address:
+    line1: str
+    city: str
+    state: str
+    zip: str
+    line2: str | None = None
+
+
+@dataclass(frozen=True)
+class BillingProvider:
+    npi: str
+    name: str
+    tin: str
+    taxonomy: str
+    address: Address
+    phone: str | None = None
+    practitioner_npis: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Documentation:
+    vague_min_words: int = 6
+    vague_phrases: tuple[str, ...] = ()
+    late_warn_hours: float = 24
+    late_hold_days: float = 7
+    max_activity_minutes: int = 120
+
+
+@dataclass(frozen=True)
+class VendorMapping:
+    files: dict[str, str] = field(default_factory=dict)  # file stem -> contract table
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {vendor: ours}
+
+
+@dataclass(frozen=True)
+class Settings:
+    source: Path
+    practice_name: str
+    time_zone: str
+    billing_providers: tuple[BillingProvider, ...]
+    payer_name: str
+    payer_id: str
+    x12: dict[str, str]
+    place_of_service: str
+    claim_grace_days: int
+    consent_methods: tuple[str, ...]
+    date_of_service: str
+    rules_dir: Path | None
+    charges: dict[str, float]
+    documentation: Documentation
+    vendor: VendorMapping
+
+    def billing_provider_for(self, practitioner_npi: str) -> BillingProvider:
+        for bp in self.billing_providers:
+            if bp.practitioner_npis and practitioner_npi in bp.practitioner_npis:
+                return bp
+        for bp in self.billing_providers:
+            if not bp.practitioner_npis:
+                return bp
+        return self.billing_providers[0]
+
+
+_X12_REQUIRED = ("submitter_id", "submitter_name", "receiver_id", "receiver_name")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    data = yaml.safe_load(text)
+    return data or {}
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read and validate a practice configuration; the shipped sample when path is None."""
+    path = Path(path) if path else SAMPLE_CONFIG
+    try:
+        raw = _read(path)
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found"]) from None
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(path, [f"not valid YAML/TOML: {exc}".splitlines()[0]]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(path, ["top level must be a mapping"])
+
+    problems: list[str] = []
+
+    def need(section: dict, dotted: str, key: str) -> Any:
+        value = section.get(key) if isinstance(section, dict) else None
+        if value is None or (isinstance(value, str) and not value.strip()):
+            problems.append(f"missing field {dotted}.{key}")
+            return None
+        return value
+
+    practice = raw.get("practice") or {}
+    name = need(practice, "practice", "name")
+    tz = need(practice, "practice", "time_zone")
+    if tz:
+        try:
+            ZoneInfo(str(tz))
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"practice.time_zone: unknown time zone {tz!r} (use an IANA name such as America/New_York)")
+
+    providers: list[BillingProvider] = []
+    raw_providers = raw.get("billing_providers")
+    if not raw_providers:
+        problems.append("missing field billing_providers (at least one group NPI)")
+        raw_providers = []
+    for i, bp in enumerate(raw_providers):
+        where = f"billing_providers[{i}]"
+        npi = str(need(bp, where, "npi") or "")
+        if npi and not npi_is_valid(npi):
+            problems.append(f"{where}.npi: {npi!r} fails the NPI check digit")
+        tin = str(need(bp, where, "tin") or "")
+        if tin and not re.fullmatch(r"\d{9}", tin):
+            problems.append(f"{where}.tin: must be 9 digits")
+        addr = bp.get("address") if isinstance(bp, dict) else None
+        addr = addr if isinstance(addr, dict) else {}
+        if not addr:
+            problems.append(f"missing field {where}.address")
+        line1 = need(addr, f"{where}.address", "line1") if addr else None
+        city = need(addr, f"{where}.address", "city") if addr else None
+        state = need(addr, f"{where}.address", "state") if addr else None
+        zip_ = str(need(addr, f"{where}.address", "zip") or "").replace("-", "") if addr else ""
+        if zip_ and not re.fullmatch(r"\d{9}", zip_):
+            problems.append(f"{where}.address.zip: the 837P billing provider needs ZIP+4 (9 digits)")
+        pnpis = bp.get("practitioner_npis") if isinstance(bp, dict) else None
+        for p in pnpis or []:
+            if not npi_is_valid(str(p)):
+                problems.append(f"{where}.practitioner_npis: {p!r} fails the NPI check digit")
+        providers.append(
+            BillingProvider(
+                npi=npi,
+                name=str(need(bp, where, "name") or ""),
+                tin=tin,
+                taxonomy=str(need(bp, where, "taxonomy") or ""),
+                address=Address(str(line1 or ""), str(city or ""), str(state or ""), zip_, addr.get("line2")),
+                phone=str(bp["phone"]) if isinstance(bp, dict) and bp.get("phone") else None,
+                practitioner_npis=tuple(str(p) for p in pnpis) if pnpis else None,
+            )
+        )
+
+    payer = raw.get("payer") or {}
+    payer_name = need(payer, "payer", "name")
+    payer_id = need(payer, "payer", "id")
+
+    x12 = raw.get("x12") or {}
+    for key in _X12_REQUIRED:
+        need(x12, "x12", key)
+    usage = str(x12.get("usage_indicator", "T"))
+    if usage not in ("T", "P"):
+        problems.append("x12.usage_indicator: must be T (test) or P (production)")
+
+    billing = raw.get("billing") or {}
+    grace = billing.get("claim_grace_days", 5)
+    if not isinstance(grace, int) or not 0 <= grace <= MAX_GRACE_DAYS:
+        problems.append(f"billing.claim_grace_days: must be a whole number from 0 to {MAX_GRACE_DAYS}")
+        grace = 5
+    methods = tuple(billing.get("consent_methods") or ("verbal", "written"))
+    if not set(methods) <= {"verbal", "written"} or not methods:
+        problems.append("billing.consent_methods: use [verbal, written] or [written]")
+    dos = billing.get("date_of_service", "end_of_month")
+    if dos not in ("end_of_month", "threshold_met"):
+        problems.append("billing.date_of_service: must be end_of_month or threshold_met")
+    rules_dir = billing.get("rules_dir")
+    if rules_dir:
+        rules_dir = (path.parent / rules_dir).resolve()
+        if not rules_dir.is_dir():
+            problems.append(f"billing.rules_dir: {rules_dir} is not a folder")
+
+    doc_raw = raw.get("documentation") or {}
+    doc = Documentation(
+        vague_min_words=int(doc_raw.get("vague_min_words", 6)),
+        vague_phrases=tuple(str(p).lower() for p in doc_raw.get("vague_phrases") or ()),
+        late_warn_hours=float(doc_raw.get("late_warn_hours", 24)),
+        late_hold_days=float(doc_raw.get("late_hold_days", 7)),
+        max_activity_minutes=int(doc_raw.get("max_activity_minutes", 120)),
+    )
+
+    vendor = VendorMapping()
+    vendor_raw = raw.get("vendor")
+    if isinstance(vendor_raw, str):
+        vpath = (path.parent / vendor_raw).resolve()
+        try:
+            vendor_raw = yaml.safe_load(vpath.read_text(encoding="utf-8")) or {}
+        except OSError:
+            problems.append(f"vendor: mapping file {vpath} cannot be read")
+            vendor_raw = {}
+    if isinstance(vendor_raw, dict):
+        vendor = VendorMapping(
+            files={str(k): str(v) for k, v in (vendor_raw.get("files") or {}).items()},
+            columns={str(t): {str(k): str(v) for k, v in (m or {}).items()} for t, m in (vendor_raw.get("columns") or {}).items()},
+        )
+
+    if problems:
+        raise ConfigError(path, problems)
+    return Settings(
+        source=path,
+        practice_name=str(name),
+        time_zone=str(tz),
+        billing_providers=tuple(providers),
+        payer_name=str(payer_name),
+        payer_id=str(payer_id),
+        x12={k: str(v) for k, v in x12.items()} | {"usage_indicator": usage},
+        place_of_service=str(billing.get("place_of_service", "11")),
+        claim_grace_days=grace,
+        consent_methods=methods,
+        date_of_service=dos,
+        rules_dir=Path(rules_dir) if rules_dir else None,
+        charges={str(k): float(v) for k, v in (billing.get("charges") or {}).items()},
+        documentation=doc,
+        vendor=vendor,
+    )
