@@ -51,14 +51,15 @@ def main(argv: list[str] | None = None) -> int:
 
         result = generate(args.out, patients=args.patients, months=args.months, seed=args.seed,
                           start=args.start, fmt=args.format)
-        print(f"wrote {len(result.drop_names)} drops, {result.activities_total} activity rows to {result.out}")
+        print(f"wrote {len(result.drops)} drops, {result.activities_total} activity rows to {result.out}")
         return 0
 
     from transforms.pipeline import RunRequest, format_summary, run
 
     try:
         settings = load_settings(args.config)
-        summary = run(RunRequest(args.landing, args.warehouse, args.claims_dir, args.as_of, args.strict), settings)
+        summary = run(RunRequest(args.landing, args.warehouse, args.claims_dir, args.as_of, args.config, args.strict),
+                      settings)
     except (ConfigError, InputError) as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INPUT

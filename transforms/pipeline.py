@@ -1,14 +1,25 @@
-"""`ccm run`: every stage in order, for one as-of date. The DAG calls the same stages."""
+"""The stages of one run, in order. `ccm run` calls them one after another; the
+Airflow DAG calls the very same functions, one task each.
+
+Every stage takes a RunContext, opens the warehouse itself (an Airflow task is
+its own process), does its work in a transaction where it writes, and returns a
+small JSON-able summary. Every stage is idempotent: a retry or a rerun of the
+same night changes nothing that was already done.
+"""
 from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Callable, Iterator
+
+import duckdb
 
 from transforms import ingest
-from transforms.settings import Settings
+from transforms.settings import Settings, load_settings
 from transforms.warehouse import connect, ensure_schema
 
 log = logging.getLogger(__name__)
@@ -20,17 +31,57 @@ class RunRequest:
     warehouse: Path
     claims_dir: Path
     as_of: date
+    config: Path | None = None
     strict: bool = False
+
+    @classmethod
+    def from_strings(cls, landing: str, warehouse: str, claims_dir: str, as_of: str,
+                     config: str | None = None, strict: bool = False) -> "RunRequest":
+        return cls(Path(landing), Path(warehouse), Path(claims_dir), date.fromisoformat(as_of),
+                   Path(config) if config else None, strict)
+
+    @property
+    def run_dir(self) -> Path:
+        """Per-run outputs that are not claims (Data Docs, report, worklist)."""
+        return self.warehouse.parent / "runs"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    request: RunRequest
+    settings: Settings
+    run_id: str
+
+    @contextmanager
+    def warehouse(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        con = connect(self.request.warehouse, self.settings.time_zone)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.warehouse() as con:
+            con.begin()
+            try:
+                yield con
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
 
 
 def new_run_id(as_of: date) -> str:
     return f"run-{as_of:%Y%m%d}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%fZ}"
 
 
-def plan(request: RunRequest, settings: Settings) -> ingest.IngestPlan:
+# ---------------------------------------------------------------- stages
+
+def discover(request: RunRequest, settings: Settings) -> ingest.IngestPlan:
     """Find and check the new drops before the warehouse is opened for writing,
     so a bad file leaves it byte-for-byte as it was."""
-    already = set()
+    already: set[str] = set()
     if request.warehouse.exists():
         con = connect(request.warehouse, settings.time_zone, read_only=True)
         try:
@@ -40,50 +91,158 @@ def plan(request: RunRequest, settings: Settings) -> ingest.IngestPlan:
     return ingest.plan_ingest(request.landing, already, settings)
 
 
-def run(request: RunRequest, settings: Settings) -> dict:
-    ingest_plan = plan(request, settings)
-    run_id = new_run_id(request.as_of)
-    con = connect(request.warehouse, settings.time_zone)
-    try:
+def start_run(ctx: RunContext) -> dict:
+    with ctx.warehouse() as con:
         ensure_schema(con)
         con.execute(
-            "insert into raw.runs values (?, ?, ?, null, 'running', null)",
-            [run_id, request.as_of, datetime.now(timezone.utc)],
+            "insert into raw.runs values (?, ?, ?, null, 'running', null) on conflict do nothing",
+            [ctx.run_id, ctx.request.as_of, datetime.now(timezone.utc)],
         )
-        summary: dict = {"run_id": run_id, "as_of": request.as_of.isoformat(), "warehouse": str(request.warehouse)}
+    return {"run_id": ctx.run_id}
+
+
+def stage_ingest(ctx: RunContext) -> dict:
+    plan = discover(ctx.request, ctx.settings)  # again: a retried task sees what is loaded now
+    with ctx.transaction() as con:
+        summary = ingest.load_drops(con, plan, ctx.settings, ctx.run_id, strict=ctx.request.strict)
+        summary["staging"] = ingest.build_staging(con)
+    return summary
+
+
+def finish_run(ctx: RunContext, summary: dict, status: str = "succeeded") -> None:
+    with ctx.warehouse() as con:
+        con.execute(
+            "update raw.runs set status = ?, finished_at = ?, summary = ? where run_id = ?",
+            [status, datetime.now(timezone.utc), json.dumps(summary, default=str), ctx.run_id],
+        )
+
+
+def stage_validate(ctx: RunContext) -> dict:
+    """Documentation checks on every loaded drop not validated yet (the nightly delta)."""
+    from transforms import quality
+
+    with ctx.warehouse() as con:
+        con.execute(
+            "create table if not exists quality.validated_drops "
+            "(drop_name varchar primary key, run_id varchar not null, validated_at timestamptz not null)"
+        )
+        drops = [r[0] for r in con.execute(
+            "select distinct drop_name from raw.loaded_files "
+            "where drop_name not in (select drop_name from quality.validated_drops) order by 1"
+        ).fetchall()]
+        con.begin()
         try:
-            con.begin()
-            summary["ingest"] = ingest.load_drops(con, ingest_plan, settings, run_id, strict=request.strict)
-            summary["staging"] = ingest.build_staging(con)
-            con.commit()
+            summary = quality.check_documentation(
+                con, ctx.settings, ctx.run_id, drops, ctx.request.as_of,
+                ctx.request.run_dir / ctx.run_id / "data_docs",
+            )
+            if drops:
+                con.executemany(
+                    "insert into quality.validated_drops values (?, ?, ?)",
+                    [[d, ctx.run_id, datetime.now(timezone.utc)] for d in drops],
+                )
         except BaseException:
             con.rollback()
-            con.execute(
-                "update raw.runs set status = 'failed', finished_at = ? where run_id = ?",
-                [datetime.now(timezone.utc), run_id],
-            )
             raise
-        con.execute(
-            "update raw.runs set status = 'succeeded', finished_at = ?, summary = ? where run_id = ?",
-            [datetime.now(timezone.utc), json.dumps(summary, default=str), run_id],
-        )
-        return summary
-    finally:
-        con.close()
+        con.commit()
+    return summary
+
+
+def stage_minutes(ctx: RunContext) -> dict:
+    from transforms import minutes
+
+    with ctx.transaction() as con:
+        return minutes.compute_minutes(con, ctx.settings)
+
+
+def stage_codes(ctx: RunContext) -> dict:
+    from transforms import billing
+
+    with ctx.transaction() as con:
+        return billing.assign_codes(con, ctx.settings, ctx.request.as_of)
+
+
+def stage_claims(ctx: RunContext) -> dict:
+    """Orders its own commits (files, then ledger, then rename): no outer transaction."""
+    from transforms import claims
+
+    with ctx.warehouse() as con:
+        return claims.write_claim_batch(con, ctx.settings, ctx.run_id, ctx.request.as_of, ctx.request.claims_dir)
+
+
+def stage_marts(ctx: RunContext) -> dict:
+    """Dashboard views, the open-month worklist and the HTML run report."""
+    from transforms import marts
+
+    with ctx.transaction() as con:
+        return marts.build_marts(con, ctx.settings, ctx.run_id, ctx.request.as_of, ctx.request.run_dir / ctx.run_id)
+
+
+# Name -> stage, in run order. The DAG wires these same functions.
+STAGES: dict[str, Callable[[RunContext], dict]] = {
+    "ingest": stage_ingest,
+    "validate": stage_validate,
+    "minutes": stage_minutes,
+    "codes": stage_codes,
+    "claims": stage_claims,
+    "marts": stage_marts,
+}
+
+
+def run(request: RunRequest, settings: Settings | None = None) -> dict:
+    """Everything `ccm run` does, for one as-of date."""
+    settings = settings or load_settings(request.config)
+    discover(request, settings)  # fail on bad files before the warehouse is touched
+    ctx = RunContext(request, settings, new_run_id(request.as_of))
+    summary: dict = {"run_id": ctx.run_id, "as_of": request.as_of.isoformat(), "warehouse": str(request.warehouse)}
+    start_run(ctx)
+    try:
+        for name, stage in STAGES.items():
+            summary[name] = stage(ctx)
+    except BaseException:
+        finish_run(ctx, summary, status="failed")
+        raise
+    finish_run(ctx, summary)
+    return summary
 
 
 def format_summary(summary: dict) -> str:
+    """The few lines a data engineer reads after a night's run (no PHI)."""
     ing = summary["ingest"]
+    staging = ing["staging"]
     lines = [
         f"run {summary['run_id']} (as of {summary['as_of']})",
-        f"  drops loaded: {len(ing['drops_loaded'])} {' '.join(ing['drops_loaded'])}".rstrip(),
+        f"  drops loaded: {len(ing['drops_loaded'])}"
+        + (f" ({ing['drops_loaded'][0]} .. {ing['drops_loaded'][-1]})" if ing["drops_loaded"] else ""),
         f"  drops skipped (already loaded): {len(ing['drops_skipped'])}",
         "  rows loaded: " + ", ".join(f"{t} {n}" for t, n in ing["rows_loaded"].items()),
-        f"  rows quarantined: {ing['rows_quarantined']} (see raw.quarantine)",
-        "  current rows: " + ", ".join(f"{t} {n}" for t, n in summary["staging"].items() if t != "rejected_rows"),
-        f"  rows held for an unknown patient or staff member: {summary['staging']['rejected_rows']} (see staging.rejected_rows)",
+        f"  rows quarantined: {ing['rows_quarantined']} (raw.quarantine)",
+        f"  rows waiting for an unknown patient or staff member: {staging['rejected_rows']} (staging.rejected_rows)",
     ]
     if ing["files_ignored"]:
         lines.append(f"  files ignored (no contract table): {len(ing['files_ignored'])}")
+    if v := summary.get("validate"):
+        flags = ", ".join(f"{k} {n}" for k, n in v.get("flags", {}).items() if n) or "none"
+        lines.append(f"  documentation flags: {flags}; minutes held: {v.get('held_minutes_total', 0)}")
+        for failed in v.get("suites_failed", []):
+            lines.append(f"  expectation suite failed: {failed}")
+        if v.get("data_docs_index"):
+            lines.append(f"  data docs: {v['data_docs_index']}")
+    if c := summary.get("codes"):
+        lines.append(f"  patient-months: {c['patient_months']}, eligible {c['eligible']}, "
+                     f"billable in closed months {c['billed_closed']}")
+    if cl := summary.get("claims"):
+        if cl.get("batch_id"):
+            lines.append(f"  claim batch: {cl['path']} ({cl['claims']} claims, {cl['lines']} lines, "
+                         f"charges {cl['charges']:.2f})")
+        else:
+            lines.append("  claim batch: none (nothing new to claim)")
+        if cl.get("review_rows_added"):
+            lines.append(f"  billed months with new minutes, for review: {cl['review_rows_added']} (billing.review)")
+        for b in cl.get("recovered_batches", []):
+            lines.append(f"  recovered an interrupted batch: {b}")
+    if m := summary.get("marts"):
+        lines.append(f"  worklist ({m['worklist_rows']} patients short this month): {m['worklist_csv']}")
+        lines.append(f"  report: {m['report_html']}")
     lines.append(f"  warehouse: {summary['warehouse']}")
     return "\n".join(lines)

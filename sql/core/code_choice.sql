@@ -1,0 +1,140 @@
+-- core.code_choice: every code set of the service month's rules, evaluated
+-- for every patient-month: the minutes of its pool, its units, what it would
+-- pay, and whether it is the one billed. Within a mutually exclusive group the
+-- billed set is the qualifying one with the highest expected payment under the
+-- year's fee schedule; ties go to the earlier set in the rules file.
+create or replace table core.code_choice as
+with code_set_candidates as (
+    select
+        e.patient_id,
+        e.service_month,
+        e.rules_year,
+        e.eligible,
+        cs.code_set,
+        cs.preference,
+        cs.exclusive_group,
+        cs.minutes_pool,
+        cs.base_code,
+        cs.base_minutes,
+        cs.add_on_code,
+        cs.add_on_minutes,
+        cs.add_on_max_units,
+        case cs.minutes_pool
+            when 'total' then m.countable_minutes
+            when 'practitioner' then m.practitioner_minutes
+            when 'clinical_staff' then m.clinical_staff_minutes
+        end as pool_minutes,
+        e.chronic_condition_count between cs.min_chronic_conditions
+            and coalesce(cs.max_chronic_conditions, e.chronic_condition_count) as fits_conditions,
+        not cs.requires_complex_care_plan_in_month or e.has_complex_care_plan_in_month as fits_care_plan,
+        base_fee.fee_amount as base_fee,
+        base_fee.charge_per_unit as base_charge,
+        add_on_fee.fee_amount as add_on_fee,
+        add_on_fee.charge_per_unit as add_on_charge
+    from core.eligibility e
+    join core.patient_month_minutes m using (patient_id, service_month)
+    join core.rules_code_sets cs on cs.rules_year = e.rules_year
+    left join core.rules_fees base_fee on base_fee.rules_year = cs.rules_year and base_fee.cpt_code = cs.base_code
+    left join core.rules_fees add_on_fee on add_on_fee.rules_year = cs.rules_year and add_on_fee.cpt_code = cs.add_on_code
+),
+candidate_units as (
+    select
+        *,
+        pool_minutes >= base_minutes as meets_base,
+        -- an add-on unit per further FULL block: 39 standard minutes are 99490 alone
+        case
+            when pool_minutes >= base_minutes and add_on_code is not null and add_on_fee is not null
+                then least(coalesce(add_on_max_units, 2147483647), (pool_minutes - base_minutes) // add_on_minutes)
+            else 0
+        end as add_on_units
+    from code_set_candidates
+),
+candidate_thresholds as (
+    select
+        *,
+        fits_conditions and fits_care_plan and meets_base and base_fee is not null as qualifies,
+        case
+            when pool_minutes < base_minutes then base_minutes
+            when add_on_code is null or add_on_fee is null then null
+            when add_on_units >= coalesce(add_on_max_units, 2147483647) then null
+            else base_minutes + (add_on_units + 1) * add_on_minutes
+        end as next_threshold_minutes
+    from candidate_units
+),
+candidate_payments as (
+    select
+        *,
+        case when qualifies then (base_fee + add_on_units * coalesce(add_on_fee, 0))::decimal(10, 2) end
+            as expected_payment,
+        case when qualifies then (base_charge + add_on_units * coalesce(add_on_charge, 0))::decimal(10, 2) end
+            as charge_amount,
+        next_threshold_minutes - pool_minutes as minutes_to_next_threshold
+    from candidate_thresholds
+),
+billed_choices as (
+    select
+        *,
+        eligible and qualifies and row_number() over (
+            partition by patient_id, service_month, exclusive_group
+            order by qualifies desc, expected_payment desc nulls last, preference
+        ) = 1 as is_billed
+    from candidate_payments
+),
+progress_ladders as (
+    select
+        *,
+        -- the ladder shown as progress: the billed set; else, among priced sets the
+        -- patient's conditions and care plan fit, the one that would bill (ineligible
+        -- month), else the one closest to its next threshold
+        row_number() over (
+            partition by patient_id, service_month
+            order by is_billed desc, fits_conditions and fits_care_plan desc, base_fee is not null desc,
+                     expected_payment desc nulls last, minutes_to_next_threshold nulls last, preference
+        ) = 1 as is_progress_ladder
+    from billed_choices
+),
+threshold_dates as (
+    -- the local date the pool first reached the base threshold (date of service 'threshold_met')
+    select r.patient_id, r.service_month, r.code_set, min(a.activity_date) as threshold_met_date
+    from progress_ladders r
+    join core.activity_minutes a using (patient_id, service_month)
+    where r.meets_base
+      and case r.minutes_pool
+              when 'total' then a.cumulative_total_minutes
+              when 'practitioner' then a.cumulative_practitioner_minutes
+              when 'clinical_staff' then a.cumulative_clinical_staff_minutes
+          end >= r.base_minutes
+    group by all
+)
+select
+    r.patient_id,
+    r.service_month,
+    r.rules_year,
+    r.code_set,
+    r.preference,
+    r.exclusive_group,
+    r.minutes_pool,
+    r.pool_minutes,
+    r.fits_conditions,
+    r.fits_care_plan,
+    r.meets_base,
+    r.base_fee is not null as base_is_priced,
+    r.qualifies,
+    r.base_code,
+    r.base_minutes,
+    r.add_on_code,
+    r.add_on_minutes,
+    r.add_on_units,
+    r.base_fee,
+    r.add_on_fee,
+    r.base_charge,
+    r.add_on_charge,
+    r.expected_payment,
+    r.charge_amount,
+    r.next_threshold_minutes,
+    r.minutes_to_next_threshold,
+    t.threshold_met_date,
+    r.is_billed,
+    r.is_progress_ladder
+from progress_ladders r
+left join threshold_dates t using (patient_id, service_month, code_set);

@@ -1,0 +1,191 @@
+-- marts.patient_month: one row per patient per service month (the unit of
+-- billing): minutes by kind, minutes excluded by reason, eligibility, the code
+-- choice, what the ledger says was billed, and for a closed month that was not
+-- billed, why, and an estimate of the payment left on the table.
+-- This view is the one place the marts name core.patient_month's columns;
+-- revenue_summary and threshold_worklist read this view.
+create or replace view marts.patient_month as
+with patient_months as (    -- core.patient_month, column by column
+    select
+        patient_id::varchar as patient_id,
+        service_month::date as service_month,
+        coalesce(rules_year, year(service_month))::integer as rules_year,
+        coalesce(month_closed, false) as month_closed,
+        billing_npi,
+        billing_provider_npi,
+        billing_staff_id,
+        coalesce(clinical_staff_minutes, 0)::integer as clinical_staff_minutes,
+        coalesce(practitioner_minutes, 0)::integer as practitioner_minutes,
+        coalesce(countable_minutes, 0)::integer as countable_minutes,
+        coalesce(excluded_face_to_face, 0)::integer as excluded_face_to_face,
+        coalesce(excluded_non_clinical_role, 0)::integer as excluded_non_clinical_role,
+        coalesce(excluded_before_consent, 0)::integer as excluded_before_consent,
+        coalesce(excluded_after_revocation, 0)::integer as excluded_after_revocation,
+        coalesce(excluded_held_documentation, 0)::integer as excluded_held_documentation,
+        coalesce(excluded_voided, 0)::integer as excluded_voided,
+        coalesce(excluded_duplicate, 0)::integer as excluded_duplicate,
+        chronic_condition_count::integer as chronic_condition_count,
+        qualifying_icd10::varchar[] as qualifying_icd10,
+        coalesce(eligible, false) as eligible,
+        code_set,
+        nullif(trim(billed_codes), '') as codes,
+        expected_payment::decimal(10, 2) as expected_payment,
+        charge_amount::decimal(10, 2) as charge_amount,
+        date_of_service::date as date_of_service,
+        coalesce(reasons_not_billed, []::varchar[])::varchar[] as reasons_not_billed,
+        next_threshold_minutes::integer as next_threshold_minutes,
+        minutes_to_next_threshold::integer as minutes_to_next_threshold
+    from core.patient_month
+),
+ledger as (                 -- one row per patient-month ever billed (the ledger's guarantee)
+    select patient_id, service_month,
+           min(batch_id) as batch_id, min(claim_id) as claim_id,
+           min(run_id) as billed_run_id, min(committed_at) as billed_at
+    from billing.ledger
+    group by patient_id, service_month
+),
+ledger_lines as (           -- what went out on the claim, base code first
+    select patient_id, service_month,
+           string_agg(cpt_code || case when units > 1 then 'x' || units else '' end, ' '
+                      order by expected_payment / greatest(units, 1) desc, cpt_code) as billed_codes,
+           sum(charge_amount)::decimal(10, 2) as billed_charge_amount,
+           sum(expected_payment)::decimal(10, 2) as billed_expected_payment
+    from billing.ledger_lines
+    group by patient_id, service_month
+),
+review as (                 -- minutes that arrived after the month was billed
+    select distinct patient_id, service_month from billing.review
+),
+practitioners as (
+    select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id
+),
+observed_fees as (          -- the base code's fee the rules engine used, per rules year
+    select pm.rules_year, mode(round(cl.expected_payment / cl.units, 2)) as fee
+    from core.code_lines cl
+    join patient_months pm using (patient_id, service_month)
+    where cl.cpt_code = '99490' and cl.units > 0 and cl.expected_payment is not null
+    group by pm.rules_year
+),
+reference_fees as (         -- the rules files' amount, for a year nothing was coded in yet
+    select rules_year, max(fee) as fee from marts.fee_reference where cpt_code = '99490' group by rules_year
+),
+classified as (
+    select
+        pm.*,
+        list_sort(list_distinct(list_transform(pm.reasons_not_billed, lambda r: trim(split_part(r, ':', 1)))))
+            as reason_codes,
+        -- the threshold a below_threshold reason names ('19 of 20 minutes'), else 99490's 20
+        coalesce(
+            try_cast(list_first(list_transform(
+                list_filter(pm.reasons_not_billed, lambda r: r like 'below_threshold%'),
+                lambda r: nullif(regexp_extract(r, 'of\s+(\d+)', 1), ''))) as integer),
+            20) as base_threshold,
+        l.patient_id is not null as billed,
+        l.batch_id, l.claim_id, l.billed_run_id, l.billed_at,
+        ll.billed_codes, ll.billed_charge_amount, ll.billed_expected_payment,
+        r.patient_id is not null as needs_review,
+        s.full_name as billing_practitioner_name,
+        coalesce(o.fee, f.fee)::decimal(10, 2) as base_code_fee
+    from patient_months pm
+    left join ledger l using (patient_id, service_month)
+    left join ledger_lines ll using (patient_id, service_month)
+    left join review r using (patient_id, service_month)
+    left join practitioners s on s.staff_id = pm.billing_staff_id
+    left join observed_fees o on o.rules_year = pm.rules_year
+    left join reference_fees f on f.rules_year = pm.rules_year
+),
+outcomes as (
+    select
+        *,
+        case
+            when billed then 'billed'
+            when not month_closed then 'in_progress'
+            when codes is not null and len(reason_codes) = 0 then 'billable'
+            else 'not_billed'
+        end as outcome,
+        -- minutes the patient-month would have with held notes amended and
+        -- time before a late consent counted: "otherwise billable" test
+        countable_minutes + excluded_held_documentation + excluded_before_consent as recoverable_minutes
+    from classified
+),
+left_on_table as (
+    select
+        *,
+        case
+            when outcome <> 'not_billed' then null
+            when len(reason_codes) = 0 then 'unexplained'
+            when len(reason_codes) > 1 then 'multiple_reasons'
+            when reason_codes[1] = 'below_threshold'
+                 and countable_minutes + excluded_held_documentation >= base_threshold then 'held_documentation'
+            else reason_codes[1]
+        end as left_on_table_reason,
+        greatest(ceil((base_threshold - countable_minutes) / 5), 1)::integer as short_bucket
+    from outcomes
+)
+select
+    patient_id,
+    service_month,
+    rules_year,
+    month_closed,
+    billing_npi,
+    billing_provider_npi,
+    billing_staff_id,
+    billing_practitioner_name,
+    clinical_staff_minutes,
+    practitioner_minutes,
+    countable_minutes,
+    excluded_face_to_face,
+    excluded_non_clinical_role,
+    excluded_before_consent,
+    excluded_after_revocation,
+    excluded_held_documentation,
+    excluded_voided,
+    excluded_duplicate,
+    excluded_face_to_face + excluded_non_clinical_role + excluded_before_consent + excluded_after_revocation
+        + excluded_held_documentation + excluded_voided + excluded_duplicate as excluded_minutes,
+    chronic_condition_count,
+    qualifying_icd10,
+    eligible,
+    code_set,
+    codes,
+    charge_amount,
+    expected_payment,
+    date_of_service,
+    reasons_not_billed,
+    reason_codes,
+    next_threshold_minutes,
+    minutes_to_next_threshold,
+    outcome,
+    billed,
+    batch_id,
+    claim_id,
+    billed_run_id,
+    billed_at,
+    billed_codes,
+    billed_charge_amount,
+    billed_expected_payment,
+    needs_review,
+    left_on_table_reason,
+    case
+        when left_on_table_reason = 'below_threshold' then       -- 5-minute buckets: '15-19 of 20 min'
+            greatest(base_threshold - 5 * short_bucket, 0) || '-' || (base_threshold - 5 * short_bucket + 4)
+            || ' of ' || base_threshold || ' min'
+        when left_on_table_reason = 'held_documentation' then
+            countable_minutes || ' countable + ' || excluded_held_documentation || ' held of ' || base_threshold || ' min'
+        when left_on_table_reason = 'multiple_reasons' then array_to_string(reason_codes, ' + ')
+        when left_on_table_reason is not null then             -- what follows the colon: 'medicaid'
+            nullif(trim(list_first(list_transform(
+                list_filter(reasons_not_billed, lambda r: trim(split_part(r, ':', 1)) = left_on_table_reason),
+                lambda r: case when strpos(r, ':') > 0 then substr(r, strpos(r, ':') + 1) else '' end))), '')
+    end as left_on_table_detail,
+    case when left_on_table_reason = 'below_threshold' then base_threshold - countable_minutes end as minutes_short,
+    '99490' as base_code,
+    base_code_fee,
+    case
+        when left_on_table_reason is null then null
+        when left_on_table_reason in ('below_threshold', 'held_documentation') then base_code_fee
+        when left_on_table_reason in ('multiple_reasons', 'unexplained') then 0.00
+        when recoverable_minutes >= base_threshold then base_code_fee
+        else 0.00
+    end::decimal(10, 2) as estimated_left_on_table
+from left_on_table

@@ -1,0 +1,101 @@
+-- marts.threshold_worklist: one row per patient to work in the OPEN month
+-- (the month containing as_of, practice time): eligible patients, or patients
+-- held back only by minutes, who still have a threshold (20/40/60…) to reach.
+-- as_of is the newest run's (raw.runs, failed runs skipped); `set variable
+-- worklist_as_of = date '…'` overrides it on one connection (build_marts does,
+-- for the CSV). Minutes are the warehouse's current ones either way.
+-- Patients eligible last month with no minutes yet this month are listed too
+-- (worklist_status = 'no_minutes_yet'), unless last month already lost minutes
+-- to a revocation. Order by priority: smallest gap first,
+-- then fewest days left, then longest since the last contact.
+-- Holds PHI (the patient's name): care teams call the patient.
+create or replace view marts.threshold_worklist as
+with as_of as (
+    select coalesce(
+        try_cast(getvariable('worklist_as_of') as date),
+        (select as_of from raw.runs where status <> 'failed' and as_of is not null
+         order by started_at desc limit 1),
+        current_date) as as_of
+),
+open_month as (
+    select as_of, date_trunc('month', as_of)::date as service_month, last_day(as_of) as month_end from as_of
+),
+this_month as (
+    select pm.*,
+           case when pm.eligible then 'eligible' else 'eligible_but_for_minutes' end as worklist_status
+    from marts.patient_month pm
+    join open_month o using (service_month)
+    where pm.eligible
+       -- held back only by minutes (or by the month still being open)
+       or list_bool_and(list_transform(pm.reason_codes,
+              lambda r: r in ('below_threshold', 'month_open', 'open_month', 'month_not_closed', 'in_progress')))
+),
+carried_forward as (        -- eligible last month, nothing logged yet this month
+    select prev.patient_id, o.service_month, prev.billing_npi, prev.billing_provider_npi, prev.billing_staff_id,
+           prev.billing_practitioner_name
+    from marts.patient_month prev
+    join open_month o on prev.service_month = (o.service_month - interval 1 month)::date
+    where prev.eligible and prev.excluded_after_revocation = 0
+      and not exists (select 1 from marts.patient_month cur
+                      where cur.patient_id = prev.patient_id and cur.service_month = o.service_month)
+),
+candidates as (
+    select patient_id, service_month, billing_npi, billing_provider_npi, billing_staff_id, billing_practitioner_name,
+           countable_minutes, clinical_staff_minutes, practitioner_minutes, excluded_held_documentation,
+           coalesce(next_threshold_minutes,
+                    case when countable_minutes < 20 then 20 when countable_minutes < 40 then 40
+                         when countable_minutes < 60 then 60 end) as next_threshold_minutes,
+           minutes_to_next_threshold, codes, expected_payment, worklist_status
+    from this_month
+    union all by name
+    select patient_id, service_month, billing_npi, billing_provider_npi, billing_staff_id, billing_practitioner_name,
+           0 as countable_minutes, 0 as clinical_staff_minutes, 0 as practitioner_minutes,
+           0 as excluded_held_documentation, 20 as next_threshold_minutes, 20 as minutes_to_next_threshold,
+           null as codes, null::decimal(10, 2) as expected_payment, 'no_minutes_yet' as worklist_status
+    from carried_forward
+),
+gaps as (
+    select *,
+           coalesce(minutes_to_next_threshold, next_threshold_minutes - countable_minutes) as gap
+    from candidates
+    where next_threshold_minutes is not null
+),
+last_contact as (
+    select a.patient_id, max(a.activity_date) as last_contact_date
+    from core.activity_minutes a, open_month o
+    where a.activity_date <= o.as_of and a.exclusion_reason is distinct from 'voided'
+    group by a.patient_id
+),
+patients as (
+    select patient_id, any_value(trim(concat_ws(' ', first_name, last_name))) as patient_name
+    from staging.patients
+    group by patient_id
+)
+select
+    o.as_of,
+    g.service_month,
+    (o.month_end - o.as_of)::integer as days_left_in_month,
+    row_number() over (order by g.gap, o.month_end - o.as_of, g.next_threshold_minutes,
+                                lc.last_contact_date nulls first, g.patient_id)::integer as priority,
+    g.patient_id,
+    p.patient_name,
+    g.worklist_status,
+    g.billing_staff_id,
+    g.billing_practitioner_name,
+    g.billing_npi as billing_practitioner_npi,
+    g.billing_provider_npi,
+    g.countable_minutes,
+    g.clinical_staff_minutes,
+    g.practitioner_minutes,
+    g.excluded_held_documentation as held_minutes,
+    g.next_threshold_minutes,
+    g.gap::integer as minutes_to_next_threshold,
+    g.codes as codes_so_far,
+    g.expected_payment as expected_payment_so_far,
+    lc.last_contact_date,
+    (o.as_of - lc.last_contact_date)::integer as days_since_last_contact
+from gaps g
+cross join open_month o
+left join last_contact lc using (patient_id)
+left join patients p using (patient_id)
+where g.gap > 0

@@ -1,0 +1,130 @@
+"""Marts stage: the views dashboards read, the threshold worklist, the run report.
+
+build_marts() (re)creates every view in sql/marts/ (one view per file), writes
+the open month's threshold worklist to <run_dir>/worklist.csv and the HTML run
+report to <run_dir>/report.html. Views hold no data of their own, so the stage
+is idempotent: a rerun replaces the views and the two files.
+
+The views read core.*, billing.*, quality.*, raw.* and staging.*; a source a
+stage has not created yet (billing.* before the first batch) is created empty
+first (sql/marts/_sources.sql) so every view always binds.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from transforms import report, rules
+from transforms.paths import SQL_DIR
+from transforms.settings import Settings
+from transforms.warehouse import run_sql
+
+log = logging.getLogger(__name__)
+
+# In dependency order: revenue_summary and threshold_worklist read patient_month,
+# staff_scorecard reads dq_flags.
+VIEWS = (
+    "patient_month",
+    "claim_lines",
+    "dq_flags",
+    "staff_scorecard",
+    "pipeline_runs",
+    "revenue_summary",
+    "threshold_worklist",
+)
+
+WORKLIST_FILE = "worklist.csv"
+REPORT_FILE = "report.html"
+
+
+def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str, as_of: date,
+                run_dir: Path) -> dict:
+    """Create the marts views; write worklist.csv and report.html into run_dir."""
+    run_sql(con, "raw/_schema.sql")         # schemas and raw.runs/loaded_files/quarantine
+    run_sql(con, "marts/_sources.sql")      # empty sources where a stage has not run yet
+    fees = load_fee_reference(con, settings, as_of)
+    con.execute("delete from marts.fee_reference")
+    if fees:
+        con.executemany("insert into marts.fee_reference values (?, ?, ?, ?)", fees)
+    for view in VIEWS:
+        run_sql(con, f"marts/{view}.sql")
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    worklist_path, worklist_rows = write_worklist(con, as_of, run_dir / WORKLIST_FILE)
+    report_path = report.write_report(con, run_id, as_of, run_dir / REPORT_FILE, settings.practice_name)
+
+    def count(sql: str) -> int:
+        return int(con.execute(sql).fetchall()[0][0] or 0)
+
+    left = con.execute("select coalesce(sum(estimated_left_on_table), 0) from marts.patient_month").fetchall()[0][0]
+    summary = {
+        "views": [f"marts.{v}" for v in VIEWS],
+        "worklist_csv": str(worklist_path),
+        "worklist_rows": worklist_rows,
+        "report_html": str(report_path),
+        "patient_months": count("select count(*) from marts.patient_month"),
+        "claim_lines": count("select count(*) from marts.claim_lines"),
+        "dq_flags": count("select count(*) from marts.dq_flags"),
+        "pipeline_runs": count("select count(*) from marts.pipeline_runs"),
+        "estimated_left_on_table": float(left),
+        "fee_reference_rows": len(fees),
+    }
+    log.info("marts: %d patient-months, %d worklist rows", summary["patient_months"], worklist_rows)
+    return summary
+
+
+def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date, path: Path) -> tuple[Path, int]:
+    """The open month's worklist as of `as_of`, in priority order. It names patients
+    (care teams call them): written readable by its owner only, like the warehouse."""
+    con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
+    try:
+        cur = con.execute("select * from marts.threshold_worklist order by priority")
+        header = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    finally:
+        con.execute("reset variable worklist_as_of")
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows([["" if v is None else v for v in row] for row in rows])
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path, len(rows)
+
+
+# ---------------------------------------------------------------- fee reference
+
+def load_fee_reference(con: duckdb.DuckDBPyConnection, settings: Settings,
+                       as_of: date) -> list[tuple[int, str, Decimal, str]]:
+    """(rules_year, cpt_code, fee, rules file) for every service year in the warehouse,
+    from the yearly rules files (transforms/rules.py: the practice's rules_dir first).
+    Only a fallback: marts.patient_month prefers the fee the rules engine put on
+    core.code_lines. A year without a usable file is skipped, never fatal here."""
+    years = {as_of.year} | {int(y) for (y,) in con.execute(
+        "select distinct year(service_month) from core.patient_month where service_month is not null").fetchall()}
+    rows = []
+    for year in sorted(years):
+        try:
+            year_rules = rules.load_year(year, settings)
+        except (OSError, ValueError) as exc:   # RulesError is a ValueError
+            log.warning("marts: no fee reference for %s: %s", year, str(exc).splitlines()[0])
+            continue
+        if year_rules is None:
+            continue
+        rows += [(year, code, fee, year_rules.path.name) for code, fee in sorted(year_rules.fees.items())
+                 if fee is not None]
+    return rows
+
+
+def view_sql_files() -> list[Path]:
+    """The view files, in creation order (tests check that every file is listed)."""
+    return [SQL_DIR / "marts" / f"{v}.sql" for v in VIEWS]

@@ -1,0 +1,327 @@
+"""Documentation quality: flag vague, late, overlapping and impossible entries per
+activity, hold their minutes out of billing, and validate each drop's tables
+against the GX suites kept in expectations/.
+
+Stage function: `check_documentation` (the CLI and the Airflow DAG call it alike).
+It looks only at the drops of this run (the nightly delta) plus, for overlaps,
+the current activities of the same staff members that those drops touch.
+
+Tables in: raw.* (rows of the drops checked), staging.activity_versions,
+staging.activities, staging.staff. Tables out:
+  quality.flags           one row per finding per activity version (history, never deleted)
+  quality.activity_holds  minutes held per activity, from its current version's holds
+  quality.staff_scorecard per staff member and service month: entries, flagged shares, held minutes
+
+Flags are computed in DuckDB (sql/quality/flag_<code>.sql, one rule per file);
+GX validates the suites on pandas frames (sql/quality/suite_frames/) and writes
+Data Docs. `validate_table` checks one frame, e.g. a landing file, on its own.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import duckdb
+
+from transforms.contract import LOAD_ORDER, TABLES
+from transforms.gx_suites import ExpectationOutcome, run_suites
+from transforms.settings import Settings, load_settings
+from transforms.warehouse import run_sql, sql_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# The rules, in the order their files are unioned; each is sql/quality/flag_<code>.sql.
+FLAG_CODES = ("vague", "late", "documented_before_activity", "implausible_duration", "overlap", "future_dated")
+SEVERITIES = ("hold", "warn")
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What one table's suite found: success is False when a structure
+    (critical) expectation failed; warnings are reported but do not fail it."""
+
+    table: str
+    rows: int
+    success: bool
+    failures: tuple[ExpectationOutcome, ...]  # failed expectations, structure first
+
+    @property
+    def errors(self) -> list[str]:
+        return [f.message for f in self.failures if f.fails_suite]
+
+    @property
+    def warnings(self) -> list[str]:
+        return [f.message for f in self.failures if not f.fails_suite]
+
+    @property
+    def messages(self) -> list[str]:
+        return [f.message for f in self.failures]
+
+    def __str__(self) -> str:
+        head = f"{self.table}: {self.rows} rows, " + ("passed" if self.success else "FAILED")
+        return "\n".join([head, *(f"  {m}" for m in self.messages)])
+
+
+# ---------------------------------------------------------------- the stage
+
+def check_documentation(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    run_id: str,
+    drops: list[str],
+    as_of: date,
+    data_docs_dir: Path,
+) -> dict:
+    """Flag and hold the activities of `drops`, validate their tables, write Data Docs.
+
+    Runs after ingest and staging. Writes inside the caller's transaction when
+    one is open, else in its own. Idempotent: rerunning the same drops restates
+    the same flags, never duplicates them.
+    """
+    drops = sorted(set(drops))
+    data_docs_dir = Path(data_docs_dir)
+    findings = flag_documentation(con, settings, run_id, drops, as_of)
+
+    frames, rows_validated = _suite_frames(con)
+    reports = _validate_frames(frames, settings, run_id, data_docs_dir)
+    for report in reports.values():
+        for line in report.errors:
+            log.warning("%s", line)
+        for line in report.warnings:
+            log.info("%s", line)
+
+    return {
+        "run_id": run_id,
+        "drops": drops,
+        "rows_validated": rows_validated,
+        **findings,
+        "suites_failed": [
+            {"suite": t, "reason": r.errors[0], "failed_expectations": len(r.errors)}
+            for t, r in reports.items() if not r.success
+        ],
+        "suite_warnings": [m for r in reports.values() for m in r.warnings],
+        "data_docs_index": str(data_docs_dir / "index.html"),
+    }
+
+
+def flag_documentation(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    run_id: str,
+    drops: list[str],
+    as_of: date,
+) -> dict[str, Any]:
+    """The SQL half of the stage: raise and record the flags of `drops`, and
+    rebuild quality.activity_holds and quality.staff_scorecard. No GX."""
+    drops = sorted(set(drops))
+    _prepare(con, settings, run_id=run_id, drops=drops, as_of=as_of)
+    run_sql(con, "quality/_schema.sql")
+    with _transaction(con):
+        run_sql(con, "quality/run_versions.sql")
+        run_sql(con, "quality/overlap_scope.sql")
+        con.execute(
+            "create or replace temp table quality_run_flags as\n"
+            + "\nunion all\n".join(f"select * from (\n{sql_text(f'quality/flag_{code}.sql')}\n)" for code in FLAG_CODES)
+        )
+        run_sql(con, "quality/record_flags.sql")
+        run_sql(con, "quality/resolve_flags.sql")
+        run_sql(con, "quality/activity_holds.sql")
+        run_sql(con, "quality/staff_scorecard.sql")
+        return _findings(con)
+
+
+def _findings(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    by_code = dict(con.execute("select flag_code, count(*) from quality_run_flags group by all").fetchall())
+    by_severity = dict(con.execute("select severity, count(*) from quality_run_flags group by all").fetchall())
+    held_here, minutes_here = con.execute(
+        """
+        select count(*), coalesce(sum(held_minutes), 0)
+        from quality.activity_holds
+        where activity_id in (select activity_id from quality_run_versions
+                              union select activity_id from quality_overlap_scope)
+        """
+    ).fetchall()[0]
+    held_all, minutes_all = con.execute(
+        "select count(*), coalesce(sum(held_minutes), 0) from quality.activity_holds"
+    ).fetchall()[0]
+    return {
+        "activity_versions_checked": con.execute("select count(*) from quality_run_versions").fetchall()[0][0],
+        "flags": {code: int(by_code.get(code, 0)) for code in FLAG_CODES},
+        "flags_by_severity": {s: int(by_severity.get(s, 0)) for s in SEVERITIES},
+        "activities_held": int(held_here),
+        "held_minutes": int(minutes_here),
+        "activities_held_total": int(held_all),
+        "held_minutes_total": int(minutes_all),
+    }
+
+
+def _suite_frames(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, "pd.DataFrame"], dict[str, int]]:
+    """The rows of the drops checked, per table, as the suites see them."""
+    frames: dict[str, pd.DataFrame] = {}
+    rows: dict[str, int] = {}
+    for table in LOAD_ORDER:
+        con.execute(
+            f"create or replace temp view validation_source as select * from raw.{table} "
+            "where _drop in (select unnest(getvariable('quality_drops')))"
+        )
+        frame = _to_pandas(con, sql_text(f"quality/suite_frames/{table}.sql"))
+        rows[table] = len(frame)
+        if len(frame):
+            frames[table] = frame
+    con.execute("drop view if exists validation_source")
+    return frames, rows
+
+
+# ---------------------------------------------------------------- one frame
+
+def validate_table(table: str, frame: "pd.DataFrame", settings: Settings | None = None,
+                   data_docs_dir: Path | None = None) -> ValidationReport:
+    """Validate one table's rows (a landing file read as a pandas or Polars
+    frame, or raw rows) against expectations/<table>.json; each failure is one line naming the
+    table and column. Extra columns are ignored, as the contract allows."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}: expected one of {', '.join(TABLES)}")
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame) and hasattr(frame, "to_pandas"):
+        frame = frame.to_pandas()  # a Polars frame, as ingest reads files: GX takes pandas only
+    settings = settings or load_settings()
+    spec = TABLES[table]
+    missing = [c for c in spec.required if c not in frame.columns]
+    source = frame.copy(deep=False)
+    for column in spec.columns:
+        if column not in source.columns:
+            source[column] = None  # reported once below, not once per expectation
+    if "_drop" not in source.columns:
+        source["_drop"] = ""
+    if "_row_number" not in source.columns:
+        source["_row_number"] = range(1, len(source) + 1)  # 1-based data row, as raw._row_number
+
+    mem = duckdb.connect()
+    try:
+        mem.execute(f"set TimeZone = '{settings.time_zone}'")
+        _prepare(mem, settings)
+        mem.register("validation_source", source)
+        suite_frame = _to_pandas(mem, sql_text(f"quality/suite_frames/{table}.sql"))
+    finally:
+        mem.close()
+
+    run_name = "validate_table"
+    report = _validate_frames({table: suite_frame}, settings, run_name, data_docs_dir)[table]
+    missing_failures = tuple(
+        ExpectationOutcome(
+            table=table, column=c, expectation="expect_column_to_exist", severity="critical", success=False,
+            unexpected_count=None, element_count=len(frame),
+            message=f"{table}.{c}: required column is missing (add it, or map the vendor's column name onto it)",
+        )
+        for c in missing
+    )
+    failures = missing_failures + tuple(f for f in report.failures if f.column not in missing)
+    return ValidationReport(table, report.rows, not any(f.fails_suite for f in failures), failures)
+
+
+def _validate_frames(frames: dict[str, "pd.DataFrame"], settings: Settings, run_name: str,
+                     data_docs_dir: Path | None) -> dict[str, ValidationReport]:
+    outcomes = run_suites(frames, suite_parameters(settings), run_name, data_docs_dir)
+    reports = {}
+    for table, results in outcomes.items():
+        failures = sorted((o for o in results if not o.success), key=lambda o: not o.fails_suite)
+        reports[table] = ValidationReport(
+            table=table,
+            rows=len(frames[table]),
+            success=not any(o.fails_suite for o in failures),
+            failures=tuple(failures),
+        )
+    return reports
+
+
+def _to_pandas(con: duckdb.DuckDBPyConnection, query: str) -> "pd.DataFrame":
+    """Through Arrow: four times faster than .df() on a 1M-row drop."""
+    return con.sql(query).to_arrow_table().to_pandas()
+
+
+def suite_parameters(settings: Settings) -> dict[str, Any]:
+    """The values of the suites' {"$PARAMETER": ...} thresholds."""
+    doc = settings.documentation
+    return {
+        "vague_min_words": doc.vague_min_words,
+        "max_activity_minutes": doc.max_activity_minutes,
+        "late_warn_hours": doc.late_warn_hours,
+        "late_hold_hours": doc.late_hold_days * 24,
+    }
+
+
+# ---------------------------------------------------------------- plumbing
+
+def _prepare(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str = "", drops: list[str] | None = None,
+             as_of: date | None = None) -> None:
+    """Set the variables the quality SQL reads, and create its macros."""
+    doc = settings.documentation
+    if con.execute("select getvariable('practice_tz')").fetchall()[0][0] is None:
+        con.execute("set variable practice_tz = ?", [settings.time_zone])
+    values: dict[str, Any] = {
+        "quality_run_id": run_id,
+        "quality_as_of": as_of,
+        "quality_vague_min_words": int(doc.vague_min_words),
+        "quality_late_warn_hours": float(doc.late_warn_hours),
+        "quality_late_hold_days": float(doc.late_hold_days),
+        "quality_max_activity_minutes": int(doc.max_activity_minutes),
+        "quality_late_warn_label": f"{_number(doc.late_warn_hours)} hours",
+        "quality_late_hold_label": f"{_number(doc.late_hold_days)} days",
+    }
+    for name, value in values.items():
+        if name == "quality_as_of":
+            con.execute(f"set variable {name} = ?::date", [value])
+        else:
+            con.execute(f"set variable {name} = ?", [value])
+    con.execute("set variable quality_drops = ?::varchar[]", [list(drops or [])])
+    run_sql(con, "quality/_macros.sql")
+    pattern, words = _phrase_pattern(con, doc.vague_phrases)
+    con.execute("set variable quality_vague_phrases = ?", [pattern])
+    con.execute("set variable quality_phrase_words = ?::varchar[]", [words])
+
+
+def _phrase_pattern(con: duckdb.DuckDBPyConnection, phrases: tuple[str, ...]) -> tuple[str, list[str]]:
+    """One regex of the generic phrases, each read exactly as a note is read
+    (note_words), longest first, and every word they use. With no phrases:
+    '^$', which matches no note that has words."""
+    normalised = [
+        p for (p,) in con.execute(
+            "select distinct array_to_string(note_words(p), ' ') as p from unnest(?::varchar[]) t(p) "
+            "where len(note_words(p)) > 0 order by length(p) desc, p",
+            [list(phrases)],
+        ).fetchall()
+    ]
+    words = sorted({w for p in normalised for w in p.split(" ")})
+    pattern = r"\b(?:" + "|".join(normalised) + r")\b" if normalised else "^$"
+    return pattern, words
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Our own transaction, unless the caller already opened one (the pipeline
+    does): then the commit or rollback is theirs. A failed BEGIN would abort the
+    caller's transaction, so ask instead: outside a transaction every statement
+    gets a new txid_current(), inside one they share it."""
+    first, second = (con.execute("select txid_current()").fetchall()[0][0] for _ in range(2))
+    if first == second:
+        yield
+        return
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()

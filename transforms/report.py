@@ -1,0 +1,500 @@
+"""The HTML run report: one self-contained file per run, charts as inline SVG.
+
+Built from the marts views only, and only from aggregates: no patient name,
+MBI, note or flag message ever reaches it (patients appear as counts; staff as
+staff_id and role). No script, no stylesheet or font from the network: the file
+opens the same on an air-gapped workstation as in a browser with internet.
+
+collect_report_data() queries the warehouse; render_report() is pure Python
+(data in, HTML out), so the charts are tested without a warehouse.
+"""
+from __future__ import annotations
+
+import calendar
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from html import escape
+from pathlib import Path
+
+import duckdb
+
+THRESHOLDS = (20, 40, 60)       # 99490, +99439, +99439: the lines drawn on the histograms
+HISTOGRAM_MAX = 90              # minutes; longer months are drawn in one last "90+" bar
+TREND_MONTHS = 12
+TOP_STAFF = 15
+LABEL_MAX = 48                  # characters of a bar label shown (the full one is in the bar's tooltip)
+
+COLORS = {
+    "billed": "#2b6cb0",
+    "billable": "#63b3ed",
+    "in_progress": "#90a4ae",
+    "not_billed": "#dd6b20",
+    "left": "#dd6b20",
+    "hold": "#c53030",
+    "warn": "#d69e2e",
+    "grid": "#e2e8f0",
+    "axis": "#4a5568",
+    "threshold": "#2f855a",
+}
+
+
+# ---------------------------------------------------------------- data
+
+@dataclass
+class ReportData:
+    practice_name: str
+    run_id: str
+    as_of: date
+    generated_at: datetime
+    open_month: date
+    closed_month: date | None
+    run: dict | None = None
+    recent_runs: list[dict] = field(default_factory=list)
+    # minutes histogram: series name -> counts for 0..HISTOGRAM_MAX-1 and a last "HISTOGRAM_MAX+" bin
+    histogram_closed: dict[str, list[int]] = field(default_factory=dict)
+    histogram_open: dict[str, list[int]] = field(default_factory=dict)
+    # billed vs left on the table, closed month: (label, kind, amount, patient_months)
+    revenue: list[tuple[str, str, float, int]] = field(default_factory=list)
+    # (label, hold, warn)
+    flags_by_type: list[tuple[str, int, int]] = field(default_factory=list)
+    flags_by_staff: list[tuple[str, int, int]] = field(default_factory=list)
+    flags_since: date | None = None
+    # (month, billed, billable, in_progress, left on the table)
+    trend: list[tuple[date, float, float, float, float]] = field(default_factory=list)
+    # threshold worklist for the open month: counts only
+    worklist: dict = field(default_factory=dict)
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def _histogram(con, month: date, series_of_outcome: dict[str, str]) -> dict[str, list[int]]:
+    counts = {s: [0] * (HISTOGRAM_MAX + 1) for s in dict.fromkeys(series_of_outcome.values())}
+    for r in _rows(con, """
+            select outcome, least(countable_minutes, ?) as minute, count(*) as n
+            from marts.patient_month where service_month = ?
+            group by all""", [HISTOGRAM_MAX, month]):
+        series = series_of_outcome.get(r["outcome"])
+        if series is not None and r["minute"] is not None and r["minute"] >= 0:
+            counts[series][int(r["minute"])] += int(r["n"])
+    return counts
+
+
+def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date,
+                        practice_name: str = "") -> ReportData:
+    """Everything the report shows, from the marts views (which must exist)."""
+    open_month = as_of.replace(day=1)
+    closed_month = con.execute(
+        "select max(service_month) from marts.patient_month where month_closed and service_month < ?",
+        [open_month]).fetchall()[0][0] or con.execute(
+        "select max(service_month) from marts.patient_month where service_month < ?", [open_month]).fetchall()[0][0]
+    data = ReportData(practice_name=practice_name, run_id=run_id, as_of=as_of,
+                      generated_at=datetime.now(timezone.utc), open_month=open_month, closed_month=closed_month)
+
+    runs = _rows(con, "select * exclude (summary) from marts.pipeline_runs where run_id = ?", [run_id])
+    data.run = runs[0] if runs else None
+    data.recent_runs = _rows(con, """
+        select run_id, as_of, status, rows_in, rows_quarantined, flags_raised, claims, charges
+        from marts.pipeline_runs order by started_at desc limit 10""")
+
+    if closed_month:
+        data.histogram_closed = _histogram(con, closed_month, {
+            "billed": "billed or billable", "billable": "billed or billable", "not_billed": "not billed"})
+        for r in _rows(con, """
+                select outcome, reason,
+                       -- several reasons: one row (valued 0); the combinations are in the mart
+                       case when reason in ('multiple_reasons', 'unexplained') then null
+                            else reason_detail end as reason_detail,
+                       sum(patient_months) as n,
+                       sum(expected_payment) as paid, sum(estimated_left_on_table) as left_amount
+                from marts.revenue_summary where service_month = ?
+                group by all order by outcome, left_amount desc nulls last, reason, reason_detail""",
+                [closed_month]):
+            if r["outcome"] in ("billed", "billable"):
+                label = "billed" if r["outcome"] == "billed" else "billable, awaiting a batch"
+                data.revenue.append((label, r["outcome"], float(r["paid"] or 0), int(r["n"])))
+            elif r["outcome"] == "not_billed":
+                label = r["reason"] + (f" ({r['reason_detail']})" if r["reason_detail"] else "")
+                data.revenue.append((label, "left", float(r["left_amount"] or 0), int(r["n"])))
+        order = {"billed": 0, "billable": 1, "left": 2}
+        data.revenue.sort(key=lambda x: (order[x[1]], -x[2], x[0]))
+    data.histogram_open = _histogram(con, open_month, {
+        "in_progress": "so far", "billed": "so far", "billable": "so far", "not_billed": "so far"})
+
+    data.flags_since = closed_month or open_month
+    data.flags_by_type = [(r["flag_code"] or "(none)", int(r["hold"]), int(r["warn"])) for r in _rows(con, """
+        select flag_code, count(*) filter (where severity = 'hold') as hold,
+               count(*) filter (where severity is distinct from 'hold') as warn
+        from marts.dq_flags where service_month >= ? or service_month is null
+        group by flag_code order by count(*) desc, flag_code""", [data.flags_since])]
+    data.flags_by_staff = [
+        (f"{r['staff_id'] or '(unknown)'}" + (f" ({r['staff_role']})" if r["staff_role"] else ""),
+         int(r["hold"]), int(r["warn"]))
+        for r in _rows(con, """
+        select staff_id, any_value(staff_role) as staff_role,
+               count(*) filter (where severity = 'hold') as hold,
+               count(*) filter (where severity is distinct from 'hold') as warn
+        from marts.dq_flags where service_month >= ? or service_month is null
+        group by staff_id order by count(*) desc, staff_id limit ?""", [data.flags_since, TOP_STAFF])]
+
+    data.trend = [
+        (r["service_month"], float(r["billed"]), float(r["billable"]), float(r["in_progress"]), float(r["left"]))
+        for r in _rows(con, """
+        select service_month,
+               coalesce(sum(expected_payment) filter (where outcome = 'billed'), 0) as billed,
+               coalesce(sum(expected_payment) filter (where outcome = 'billable'), 0) as billable,
+               coalesce(sum(expected_payment) filter (where outcome = 'in_progress'), 0) as in_progress,
+               coalesce(sum(estimated_left_on_table), 0) as "left"
+        from marts.revenue_summary
+        where service_month <= ?
+        group by service_month order by service_month desc limit ?""", [open_month, TREND_MONTHS])][::-1]
+
+    con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
+    try:
+        w = _rows(con, """
+            select count(*) as patients,
+                   count(*) filter (where minutes_to_next_threshold <= 5) as within_5,
+                   count(*) filter (where minutes_to_next_threshold between 6 and 10) as within_10,
+                   count(*) filter (where minutes_to_next_threshold > 10) as more_than_10,
+                   count(*) filter (where worklist_status = 'no_minutes_yet') as no_minutes_yet,
+                   count(*) filter (where next_threshold_minutes = 20) as toward_20,
+                   count(*) filter (where next_threshold_minutes = 40) as toward_40,
+                   count(*) filter (where next_threshold_minutes = 60) as toward_60,
+                   count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other
+            from marts.threshold_worklist""")[0]
+    finally:
+        con.execute("reset variable worklist_as_of")
+    data.worklist = {k: (v if v is not None else 0) for k, v in w.items()}
+    data.worklist["days_left"] = calendar.monthrange(as_of.year, as_of.month)[1] - as_of.day
+    return data
+
+
+# ---------------------------------------------------------------- formatting
+
+def _money(x: float) -> str:
+    return f"${x:,.0f}" if abs(x) >= 1000 else f"${x:,.2f}"
+
+
+def _month(d: date | None) -> str:
+    return d.strftime("%b %Y") if d else "-"
+
+
+def _nice_max(value: float) -> tuple[float, float]:
+    """An axis maximum at or above value, and a round tick step (about 4-5 ticks)."""
+    if value <= 0:
+        return 1.0, 1.0
+    raw = value / 4
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    if step < 1 and float(value).is_integer():
+        step = 1.0
+    return step * math.ceil(value / step), step
+
+
+def _fmt_tick(v: float, money: bool) -> str:
+    if money:
+        return f"${v / 1000:,.1f}k" if v >= 1000 else f"${v:,.0f}"
+    return f"{v:,.0f}"
+
+
+def _svg_open(width: int, height: int, title: str) -> list[str]:
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+            f'height="{height}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>']
+
+
+def _text(x: float, y: float, s: str, anchor: str = "start", size: int = 12, fill: str = "#2d3748",
+          weight: str = "normal", extra: str = "") -> str:
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{fill}" '
+            f'font-weight="{weight}"{extra}>{escape(s)}</text>')
+
+
+def _legend(parts: list[str], items: list[tuple[str, str]], x: float, y: float) -> None:
+    for name, color in items:
+        parts.append(f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="12" height="12" fill="{color}"/>')
+        parts.append(_text(x + 17, y, name))
+        x += 30 + 7 * len(name)
+
+
+def _empty(width: int, height: int, title: str, message: str) -> str:
+    height = min(height, 90)
+    parts = _svg_open(width, height, title)
+    parts.append(f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" fill="#f7fafc" '
+                 f'stroke="{COLORS["grid"]}"/>')
+    parts.append(_text(width / 2, height / 2, message, anchor="middle", size=14, fill="#718096"))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def histogram_svg(series: dict[str, list[int]], colors: dict[str, str], title: str,
+                  thresholds: tuple[int, ...] = THRESHOLDS, width: int = 900, height: int = 300) -> str:
+    """Patient-months by countable minute (one bar per minute, stacked by series), threshold lines."""
+    if not series or not any(sum(c) for c in series.values()):
+        return _empty(width, height, title, "No patient-months in this month yet")
+    left, right, top, bottom = 48, 16, 48, 42
+    plot_w, plot_h = width - left - right, height - top - bottom
+    bins = len(next(iter(series.values())))
+    totals = [sum(c[i] for c in series.values()) for i in range(bins)]
+    y_max, step = _nice_max(max(totals))
+    bar_w = plot_w / bins
+    parts = _svg_open(width, height, title)
+    tick = 0.0
+    while tick <= y_max + 1e-9:
+        y = top + plot_h - plot_h * tick / y_max
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{COLORS["grid"]}"/>')
+        parts.append(_text(left - 6, y + 4, _fmt_tick(tick, False), anchor="end", size=11))
+        tick += step
+    for i in range(bins):
+        y_base = top + plot_h
+        for name, counts in series.items():
+            n = counts[i]
+            if not n:
+                continue
+            h = plot_h * n / y_max
+            y_base -= h
+            label = f"{i}+ min" if i == bins - 1 else f"{i} min"
+            parts.append(f'<rect x="{left + i * bar_w + 0.5:.1f}" y="{y_base:.1f}" width="{max(bar_w - 1, 1):.1f}" '
+                         f'height="{h:.1f}" fill="{colors[name]}"><title>{escape(label)}: {n} {escape(name)}'
+                         f'</title></rect>')
+    for m in sorted(set(range(0, bins - 1, 10)) | {bins - 1}):   # the last bin holds every longer month
+        x = left + m * bar_w + bar_w / 2
+        parts.append(_text(x, top + plot_h + 16, f"{m}+" if m == bins - 1 else str(m), anchor="middle", size=11))
+    parts.append(_text(left + plot_w / 2, height - 6, "countable minutes in the month", anchor="middle", size=12,
+                       fill=COLORS["axis"]))
+    for t in thresholds:
+        if t < bins:
+            x = left + t * bar_w
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 14}" y2="{top + plot_h}" '
+                         f'stroke="{COLORS["threshold"]}" stroke-width="2" stroke-dasharray="5 3"/>')
+            parts.append(_text(x + 4, top - 4, f"{t} min", size=11, fill=COLORS["threshold"], weight="bold"))
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" '
+                 f'stroke="{COLORS["axis"]}"/>')
+    _legend(parts, [(name, colors[name]) for name in series], left, 16)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def hbar_svg(rows: list[tuple[str, list[float]]], series: list[tuple[str, str]], title: str, money: bool = False,
+             notes: list[str] | None = None, width: int = 900, empty_message: str = "Nothing to show") -> str:
+    """Horizontal bars, one per row, stacked by series; the total printed at the bar's end."""
+    bar_h, gap, top = 22, 8, 34
+    height = top + len(rows) * (bar_h + gap) + 30
+    if not rows or not any(sum(v) for _, v in rows):
+        return _empty(width, 120, title, empty_message)
+    label_w = min(max(len(label) for label, _ in rows), LABEL_MAX) * 7 + 16
+    left, right = label_w, 110
+    plot_w = width - left - right
+    x_max, step = _nice_max(max(sum(v) for _, v in rows))
+    parts = _svg_open(width, height, title)
+    tick = 0.0
+    while tick <= x_max + 1e-9:
+        x = left + plot_w * tick / x_max
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 6}" y2="{height - 24}" stroke="{COLORS["grid"]}"/>')
+        parts.append(_text(x, height - 8, _fmt_tick(tick, money), anchor="middle", size=11))
+        tick += step
+    for i, (label, values) in enumerate(rows):
+        y = top + i * (bar_h + gap)
+        shown_label = label if len(label) <= LABEL_MAX else label[:LABEL_MAX - 1] + "…"
+        parts.append(_text(left - 8, y + bar_h / 2 + 4, shown_label, anchor="end"))
+        x = float(left)
+        for (name, color), v in zip(series, values):
+            if v <= 0:
+                continue
+            w = plot_w * v / x_max
+            shown = _money(v) if money else f"{v:,.0f}"
+            parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}">'
+                         f'<title>{escape(label)}: {escape(shown)} {escape(name)}</title></rect>')
+            x += w
+        total = sum(values)
+        note = f"  {notes[i]}" if notes and notes[i] else ""
+        parts.append(_text(x + 6, y + bar_h / 2 + 4, (_money(total) if money else f"{total:,.0f}") + note, size=11))
+    if len(series) > 1:
+        _legend(parts, series, left, 16)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def month_trend_svg(trend: list[tuple[date, float, float, float, float]], title: str, width: int = 900,
+                    height: int = 320) -> str:
+    """Per month: one stacked bar of payment (billed, billable, in progress) beside one of left on the table."""
+    if not trend or not any(sum(t[1:]) for t in trend):
+        return _empty(width, height, title, "No months with minutes yet")
+    left, right, top, bottom = 64, 16, 36, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    y_max, step = _nice_max(max(max(b + bl + ip, lf) for _, b, bl, ip, lf in trend))
+    slot = plot_w / len(trend)
+    bar_w = min(slot * 0.36, 46)
+    parts = _svg_open(width, height, title)
+    tick = 0.0
+    while tick <= y_max + 1e-9:
+        y = top + plot_h - plot_h * tick / y_max
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{COLORS["grid"]}"/>')
+        parts.append(_text(left - 6, y + 4, _fmt_tick(tick, True), anchor="end", size=11))
+        tick += step
+    stack = [("billed", "billed"), ("billable", "billable, awaiting a batch"), ("in_progress", "month not closed yet")]
+    for i, (month, billed, billable, in_progress, left_amount) in enumerate(trend):
+        cx = left + slot * i + slot / 2
+        y_base = top + plot_h
+        for (key, name), v in zip(stack, (billed, billable, in_progress)):
+            if v <= 0:
+                continue
+            h = plot_h * v / y_max
+            y_base -= h
+            parts.append(f'<rect x="{cx - bar_w - 1:.1f}" y="{y_base:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                         f'fill="{COLORS[key]}"><title>{_month(month)}: {escape(_money(v))} {escape(name)}'
+                         f'</title></rect>')
+        if left_amount > 0:
+            h = plot_h * left_amount / y_max
+            parts.append(f'<rect x="{cx + 1:.1f}" y="{top + plot_h - h:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                         f'fill="{COLORS["left"]}" fill-opacity="0.85"><title>{_month(month)}: '
+                         f'{escape(_money(left_amount))} left on the table (estimate)</title></rect>')
+        parts.append(_text(cx, top + plot_h + 16, month.strftime("%b %y"), anchor="middle", size=11))
+        total = billed + billable + in_progress
+        if total > 0:
+            parts.append(_text(cx - bar_w / 2 - 1, y_base - 4, _fmt_tick(total, True), anchor="middle", size=10))
+    parts.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" '
+                 f'stroke="{COLORS["axis"]}"/>')
+    _legend(parts, [(name, COLORS[key]) for key, name in stack] + [("left on the table (est.)", COLORS["left"])],
+            left, 16)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ---------------------------------------------------------------- page
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1a202c;
+     margin:0;background:#f4f6f8}
+main{max-width:960px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 6px}h3{font-size:14px;margin:14px 0 4px}
+p.sub,p.note{color:#4a5568;margin:2px 0 10px;font-size:13px}
+section{background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:12px 16px 16px;margin:14px 0}
+.kpis{display:grid;grid-template-columns:repeat(4,1fr);gap:10px;margin-top:12px}
+.kpi{background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:10px 12px}
+.kpi b{display:block;font-size:20px}.kpi span{font-size:12px;color:#4a5568}
+table{border-collapse:collapse;font-size:12px;width:100%}
+th,td{text-align:left;padding:4px 6px;border-bottom:1px solid #edf2f7}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+svg{max-width:100%;height:auto;display:block}
+.status-failed{color:#c53030;font-weight:bold}
+"""
+
+
+def _kpi(value: str, label: str) -> str:
+    return f'<div class="kpi"><b>{escape(value)}</b><span>{escape(label)}</span></div>'
+
+
+def render_report(data: ReportData) -> str:
+    run = data.run or {}
+    left_total = sum(a for _, kind, a, _ in data.revenue if kind == "left")
+    billed_total = sum(a for _, kind, a, _ in data.revenue if kind != "left")
+    kpis = [
+        _kpi(str(run.get("status", "-")), "run status when reported"),
+        _kpi(f"{run.get('rows_in', 0):,}", "rows read this run"),
+        _kpi(f"{run.get('rows_quarantined', 0):,}", "rows quarantined"),
+        _kpi(f"{run.get('flags_raised', 0):,}", "flags raised this run"),
+        _kpi(f"{run.get('claims', 0):,}", "claims in this run's batch"),
+        _kpi(_money(float(run.get("charges") or 0)), "charges in this run's batch"),
+        _kpi(_money(billed_total), f"expected payment, {_month(data.closed_month)}"),
+        _kpi(_money(left_total), f"left on the table (est.), {_month(data.closed_month)}"),
+    ]
+
+    hist_closed = histogram_svg(
+        data.histogram_closed, {"billed or billable": COLORS["billed"], "not billed": COLORS["not_billed"]},
+        f"Countable minutes per patient-month, {_month(data.closed_month)}")
+    hist_open = histogram_svg(
+        data.histogram_open, {"so far": COLORS["in_progress"]},
+        f"Countable minutes so far, {_month(data.open_month)} (open month)", height=240)
+    revenue_chart = hbar_svg(
+        [(label, [amount if kind == "billed" else 0, amount if kind == "billable" else 0,
+                  amount if kind == "left" else 0]) for label, kind, amount, _ in data.revenue],
+        [("billed", COLORS["billed"]), ("billable, awaiting a batch", COLORS["billable"]),
+         ("left on the table (est.)", COLORS["left"])],
+        f"Billed vs left on the table by reason, {_month(data.closed_month)}", money=True,
+        notes=[f"({n} patient-month{'s' if n != 1 else ''})" for _, _, _, n in data.revenue],
+        empty_message="No closed month yet")
+    flag_series = [("hold", COLORS["hold"]), ("warn", COLORS["warn"])]
+    flags_type = hbar_svg([(c, [h, w]) for c, h, w in data.flags_by_type], flag_series,
+                          "Flags by type", empty_message="No flags on these months")
+    flags_staff = hbar_svg([(s, [h, w]) for s, h, w in data.flags_by_staff], flag_series,
+                           "Flags by staff member", empty_message="No flags on these months")
+    trend = month_trend_svg(data.trend, "Expected payment and left on the table, by service month")
+
+    w = data.worklist
+    worklist_html = (
+        f"<p class='note'>{w.get('patients', 0)} patients to work in {_month(data.open_month)}, "
+        f"{w.get('days_left', 0)} days left after {data.as_of.isoformat()}. Names are in the run's "
+        f"<code>worklist.csv</code> and in <code>marts.threshold_worklist</code>, never in this report.</p>"
+        "<table><tr><th>minutes to the next threshold</th><th class='n'>patients</th>"
+        "<th>next threshold</th><th class='n'>patients</th></tr>"
+        f"<tr><td>1-5</td><td class='n'>{w.get('within_5', 0)}</td><td>20 min</td>"
+        f"<td class='n'>{w.get('toward_20', 0)}</td></tr>"
+        f"<tr><td>6-10</td><td class='n'>{w.get('within_10', 0)}</td><td>40 min</td>"
+        f"<td class='n'>{w.get('toward_40', 0)}</td></tr>"
+        f"<tr><td>more than 10</td><td class='n'>{w.get('more_than_10', 0)}</td><td>60 min</td>"
+        f"<td class='n'>{w.get('toward_60', 0)}</td></tr>"
+        f"<tr><td>of which no minutes yet</td><td class='n'>{w.get('no_minutes_yet', 0)}</td>"
+        f"<td>other (30, 90 …)</td><td class='n'>{w.get('toward_other', 0)}</td></tr>"
+        "</table>")
+
+    run_rows = "".join(
+        "<tr>" + "".join([
+            f"<td>{escape(str(r['run_id']))}</td>",
+            f"<td>{escape(str(r['as_of'] or ''))}</td>",
+            f"<td class='status-{escape(str(r['status']))}'>{escape(str(r['status']))}</td>",
+            f"<td class='n'>{r['rows_in']:,}</td>",
+            f"<td class='n'>{r['rows_quarantined']:,}</td>",
+            f"<td class='n'>{r['flags_raised']:,}</td>",
+            f"<td class='n'>{r['claims']:,}</td>",
+            f"<td class='n'>{escape(_money(float(r['charges'] or 0)))}</td>",
+        ]) + "</tr>" for r in data.recent_runs)
+
+    title = f"CCM run report {data.run_id}"
+    return "\n".join([
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        # nothing may load from anywhere: no script, no remote image, font or stylesheet
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+        "img-src data:\">",
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{escape(data.practice_name or 'Chronic Care Management')}: run report</h1>",
+        f"<p class='sub'>Run <code>{escape(data.run_id)}</code>, as of {data.as_of.isoformat()}; "
+        f"last closed month {_month(data.closed_month)}, open month {_month(data.open_month)}. "
+        f"Generated {data.generated_at:%Y-%m-%d %H:%M} UTC. Aggregates only: no patient is named here.</p>",
+        f"<div class='kpis'>{''.join(kpis)}</div>",
+        "<section><h2>Minutes around the thresholds</h2>"
+        "<p class='note'>Patient-months by countable minutes; dashed lines at 20 (99490), 40 and 60 "
+        "(each 99439). Bars just left of a line are months that missed a code by a few minutes.</p>"
+        f"{hist_closed}{hist_open}</section>",
+        "<section><h2>Billed vs left on the table</h2>"
+        "<p class='note'>Left on the table is an estimate: the base code's (99490) fee for the month's rules "
+        "year, for each closed patient-month that one fixable reason kept from being billed "
+        "(see sql/marts/DATA_DICTIONARY.md, marts.patient_month).</p>"
+        f"{revenue_chart}</section>",
+        "<section><h2>Documentation flags</h2>"
+        f"<p class='note'>Flags on activities from {_month(data.flags_since)} on. A hold keeps the minutes out "
+        "of billing until the note is amended; a warning does not.</p>"
+        f"<h3>By flag type</h3>{flags_type}<h3>By staff member (staff_id and role)</h3>{flags_staff}</section>",
+        f"<section><h2>Month trends</h2>{trend}</section>",
+        f"<section><h2>Threshold worklist, {_month(data.open_month)}</h2>{worklist_html}</section>",
+        "<section><h2>Recent runs</h2><table><tr><th>run</th><th>as of</th><th>status</th>"
+        "<th class='n'>rows in</th><th class='n'>quarantined</th><th class='n'>flags</th><th class='n'>claims</th>"
+        f"<th class='n'>charges</th></tr>{run_rows}</table></section>",
+        "</main></body></html>",
+    ])
+
+
+def write_report(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, path: Path,
+                 practice_name: str = "") -> Path:
+    """Write the report atomically (a half-written file never replaces a good one)."""
+    html = render_report(collect_report_data(con, run_id, as_of, practice_name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
