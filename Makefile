@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/pytest -q
 
+# Generated drops -> the nightly DAG through Airflow (`airflow dags test`, local
+# SQLite metadata DB under demo/airflow) -> claim batch, Data Docs, report.
 demo: $(STAMP)
 	rm -rf $(DEMO)
-	$(BIN)/ccm generate --out $(DEMO)/landing --patients 200 --months 3 --seed 7
-	$(BIN)/ccm run --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse.duckdb \
-	    --claims-dir $(DEMO)/claims --as-of $$($(BIN)/python -m transforms.generate --suggest-as-of $(DEMO)/landing)
+	$(BIN)/python -m transforms.demo --dir $(DEMO)
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

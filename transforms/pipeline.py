@@ -34,6 +34,14 @@ class RunRequest:
     config: Path | None = None
     strict: bool = False
 
+    def __post_init__(self) -> None:
+        # Absolute paths: GX Data Docs and Airflow workers need them, and a
+        # summary that names a file should name it from anywhere.
+        for name in ("landing", "warehouse", "claims_dir", "config"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value).expanduser().resolve())
+
     @classmethod
     def from_strings(cls, landing: str, warehouse: str, claims_dir: str, as_of: str,
                      config: str | None = None, strict: bool = False) -> "RunRequest":

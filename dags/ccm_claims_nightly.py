@@ -1,0 +1,177 @@
+"""
+### CCM claims, nightly
+
+Each night at 02:00 practice time, after the EHR's export has landed: load the
+new drops, check the documentation, count minutes per patient-month, choose
+codes, and write one claim batch for every month that has closed (with its
+grace days) by tonight. Tonight is the run's logical date, in practice time.
+
+Every task calls one stage of `transforms.pipeline`, the same function `ccm run`
+calls, so the DAG and the command line can never disagree. Each stage is
+idempotent: retrying or clearing a task is safe, and a patient-month is billed
+at most once, ever (the claims ledger), which is also what makes a backfill safe:
+
+    airflow backfill create --dag-id ccm_claims_nightly \\
+        --from-date 2026-10-01 --to-date 2026-11-08T02:00
+
+The per-billing-provider 837P checks are mapped tasks (one per interchange), so
+on Celery or Kubernetes workers the providers are checked in parallel; the
+warehouse writers stay single tasks, one run at a time (DuckDB has one writer).
+A checked batch updates the `ccm_claim_batches` Asset, which schedules
+`ccm_claims_delivery`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
+
+from transforms import orchestration as orch
+from transforms import pipeline
+
+PRACTICE_TZ = orch.practice_time_zone()
+# A trigger timetable: the run for 8 November fires at 02:00 on 8 November and
+# its logical date *is* that night, so as-of = logical date (no data interval
+# to offset by a day, as CronDataIntervalTimetable would).
+NIGHTLY_AT_2AM = CronTriggerTimetable("0 2 * * *", timezone=PRACTICE_TZ)
+
+DEFAULT_ARGS = {
+    "owner": "ccm-data",
+    "retries": orch.task_retries(2),  # for I/O: a busy disk, a locked file. Bad input fails at once.
+    "retry_delay": pendulum.duration(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": pendulum.duration(minutes=10),
+    "execution_timeout": pendulum.duration(hours=2),
+}
+
+PARAMS = {
+    "landing": Param(orch.default_location("landing"), type="string",
+                     description="Folder of nightly drop folders (CCM_LANDING)."),
+    "warehouse": Param(orch.default_location("warehouse"), type="string",
+                       description="The DuckDB warehouse file (CCM_WAREHOUSE)."),
+    "claims_dir": Param(orch.default_location("claims_dir"), type="string",
+                        description="Where claim batches are written (CCM_CLAIMS_DIR)."),
+    "config": Param(orch.default_location("config"), type="string",
+                    description="Practice configuration, YAML or TOML (CCM_CONFIG); empty = the shipped sample."),
+    "as_of": Param(None, type=["null", "string"],
+                   description="Override tonight's date, YYYY-MM-DD; empty = the logical date in practice time."),
+    "strict": Param(False, type="boolean",
+                    description="A bad row fails the run instead of being quarantined."),
+}
+
+
+@dag(
+    dag_id="ccm_claims_nightly",
+    schedule=NIGHTLY_AT_2AM,
+    start_date=pendulum.datetime(2025, 1, 1, tz=PRACTICE_TZ),
+    catchup=False,  # a missed night is caught up by the next one; backfill on purpose
+    max_active_runs=1,  # the warehouse has one writer
+    dagrun_timeout=pendulum.duration(hours=6),
+    default_args=DEFAULT_ARGS,
+    params=PARAMS,
+    tags=["ccm", "claims", "nightly"],
+    doc_md=__doc__,
+)
+def ccm_claims_nightly():
+
+    @task
+    def discover_drops() -> dict:
+        """Which drops are new, and is every file readable with its columns? Before
+        anything is written, so a bad file leaves the warehouse as it was."""
+        run = orch.current_run()
+        with orch.bad_input_fails_fast():
+            return orch.describe_plan(pipeline.discover(run.request, run.settings))
+
+    @task
+    def start_run() -> str:
+        """Record the run; its id goes to every other task."""
+        run = orch.current_run()
+        pipeline.start_run(run.context())
+        return run.run_id
+
+    @task
+    def ingest(ccm_run: str) -> dict:
+        return orch.run_stage(pipeline.stage_ingest, ccm_run)
+
+    @task
+    def validate(ccm_run: str) -> dict:
+        return orch.run_stage(pipeline.stage_validate, ccm_run)
+
+    @task
+    def minutes(ccm_run: str) -> dict:
+        return orch.run_stage(pipeline.stage_minutes, ccm_run)
+
+    @task
+    def codes(ccm_run: str) -> dict:
+        return orch.run_stage(pipeline.stage_codes, ccm_run)
+
+    @task
+    def claims(ccm_run: str) -> dict:
+        """One batch for the patient-months of every closed month not yet billed."""
+        return orch.run_stage(pipeline.stage_claims, ccm_run)
+
+    @task
+    def list_interchanges(claimed: dict) -> list[str]:
+        run = orch.current_run()
+        return orch.list_interchanges(orch.batch_dir(claimed, run.request.claims_dir))
+
+    @task(map_index_template="{{ interchange }}")
+    def validate_interchange(path: str) -> dict:
+        """One billing provider's 837P, read-only: mapped, so providers run in parallel."""
+        from airflow.sdk import get_current_context
+
+        get_current_context()["interchange"] = Path(path).name
+        return orch.validate_interchange(path)
+
+    @task(trigger_rule="none_failed", outlets=[orch.CLAIM_BATCHES])
+    def publish_batch(claimed: dict, checked: list[dict]) -> dict:
+        """Announce a checked batch to the delivery DAG; skipped when nothing was claimed."""
+        from airflow.sdk import Metadata
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        run = orch.current_run()
+        batch = orch.batch_dir(claimed, run.request.claims_dir)
+        if batch is None:
+            raise AirflowSkipException("no claim batch tonight")
+        event = {"batch_id": batch.name, "as_of": run.request.as_of.isoformat(), "interchanges": len(list(checked))}
+        yield Metadata(orch.CLAIM_BATCHES, event)
+        return event
+
+    @task(outlets=[orch.WAREHOUSE_MARTS])
+    def marts(ccm_run: str) -> dict:
+        """Dashboards' views and the run report; the last warehouse writer."""
+        return orch.run_stage(pipeline.stage_marts, ccm_run)
+
+    @task
+    def finish_run(ccm_run: str, discovered, ingested, validated, counted, coded, claimed, published, reported) -> str:
+        """Record how the run ended, whatever happened above (a teardown)."""
+        run = orch.current_run()
+        summary, status = orch.run_summary(run, ccm_run, {
+            "discover": discovered, "ingest": ingested, "validate": validated, "minutes": counted,
+            "codes": coded, "claims": claimed, "marts": reported,
+        }, published)
+        pipeline.finish_run(run.context(ccm_run), summary, status)
+        return status
+
+    discovered = discover_drops()
+    ccm_run = start_run()
+    ingested = ingest(ccm_run)
+    validated = validate(ccm_run)
+    counted = minutes(ccm_run)
+    coded = codes(ccm_run)
+    claimed = claims(ccm_run)
+    chain(discovered, ccm_run, ingested, validated, counted, coded, claimed)
+
+    # per billing provider, in parallel: read-only checks of the batch's 837P files
+    checked = validate_interchange.expand(path=list_interchanges(claimed))
+    published = publish_batch(claimed, checked)
+    # the warehouse's last writer, after the claims ledger
+    reported = marts(ccm_run)
+    claimed >> reported
+
+    finish_run(ccm_run, discovered, ingested, validated, counted, coded, claimed, published, reported).as_teardown(
+        setups=ccm_run)
+
+
+ccm_claims_nightly()
