@@ -360,6 +360,10 @@ def test_data_docs_index_is_written_for_the_run_without_phi(gx_run):
     assert index.is_file()
     pages = list(docs.glob("validations/**/*.html"))
     assert {p.parts[len(docs.parts) + 1] for p in pages} == {"patients", "staff", "activities"}
+    # offline, GX's own index lists nothing (its scripts come from CDNs): ours links every page
+    offline = index.read_text().split('id="offline-contents"')[1]
+    for page in pages:
+        assert f'href="{page.relative_to(docs).as_posix()}"' in offline
     html = " ".join(p.read_text() for p in [index, *pages])
     for secret in ("1EG4TE5MK73", "Lovelace", "blood pressure", "Patient call"):
         assert secret not in html

@@ -10,6 +10,7 @@ shape, so neither the results nor Data Docs carry PHI.
 """
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
@@ -105,8 +106,25 @@ def run_suites(
     if data_docs_dir is not None:
         data_docs_dir.mkdir(parents=True, exist_ok=True)
         context.build_data_docs(site_names=[DOCS_SITE])
+        _add_offline_contents(data_docs_dir)
         _owner_only(data_docs_dir)
     return outcomes
+
+
+def _add_offline_contents(data_docs_dir: Path) -> None:
+    """GX's index lists its pages with scripts from public CDNs; a practice
+    server without internet would show an empty index. Append a plain list of
+    links so the run's Data Docs are browsable offline too."""
+    index = data_docs_dir / "index.html"
+    if not index.exists():
+        return
+    pages = sorted(p.relative_to(data_docs_dir).as_posix()
+                   for sub in ("validations", "expectations") for p in (data_docs_dir / sub).rglob("*.html"))
+    items = "".join(f'<li><a href="{html.escape(p)}">{html.escape(p)}</a></li>' for p in pages)
+    section = f'<section id="offline-contents"><h2>All pages (works offline)</h2><ul>{items}</ul></section>'
+    text = index.read_text(encoding="utf-8")
+    index.write_text(text.replace("</body>", section + "</body>", 1) if "</body>" in text else text + section,
+                     encoding="utf-8")
 
 
 def _ephemeral_context(data_docs_dir: Path | None):
