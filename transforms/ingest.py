@@ -148,13 +148,15 @@ def _read_strings(lf: LandingFile, settings: Settings) -> pl.DataFrame:
     return frame.select(spec.columns).with_row_index("_row_number", offset=1)
 
 
-def _typed_select(spec: TableSpec, types: dict[str, str]) -> str:
-    """SELECT that types each landing column and lists every problem per row.
+def _typed_select(spec: TableSpec, types: dict[str, str]) -> tuple[str, str]:
+    """Two SELECTs over `landing_rows`: the typed rows with a `_bad` flag, and,
+    for bad rows only (few), one row per problem with its column and reason.
 
     DuckDB's TRY_CAST to TIMESTAMPTZ reads a naive timestamp in the session time
     zone (set to practice time by warehouse.connect) and an offset one as given.
     """
-    typed, problems = [], []
+    typed: list[str] = []
+    problems: list[tuple[str, str, str]] = []  # (condition, column, reason)
     for col in spec.columns:
         q = f'"{col}"'
         text = f"nullif(trim({q}), '')"
@@ -166,43 +168,43 @@ def _typed_select(spec: TableSpec, types: dict[str, str]) -> str:
         elif col == "role":
             text = f"lower({text})"
         if sql_type == "VARCHAR":
-            expr = text
-            if col == "status":
-                expr = f"coalesce({text}, 'active')"
+            expr = f"coalesce({text}, 'active')" if col == "status" else text
         elif sql_type == "INTEGER":
+            # whole numbers only: TRY_CAST would round '12.5' to 13, and minutes are never rounded
             expr = f"case when regexp_full_match({text}, '[+-]?[0-9]+') then cast({text} as integer) end"
-            problems.append(f"case when {text} is not null and {expr} is null then {{'column': '{col}', 'reason': 'not a whole number'}} end")
+            problems.append((f"{text} is not null and {expr} is null", col, "not a whole number"))
         elif sql_type == "BOOLEAN":
             expr = f"try_cast(lower({text}) as boolean)"
-            problems.append(f"case when {text} is not null and {expr} is null then {{'column': '{col}', 'reason': 'not true/false'}} end")
+            problems.append((f"{text} is not null and {expr} is null", col, "not true/false"))
         elif sql_type == "DATE":
             expr = f"case when regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') then try_cast({text} as date) end"
-            problems.append(f"case when {text} is not null and {expr} is null then {{'column': '{col}', 'reason': 'not a date (YYYY-MM-DD)'}} end")
+            problems.append((f"{text} is not null and {expr} is null", col, "not a date (YYYY-MM-DD)"))
         elif sql_type.startswith("TIMESTAMP"):
             expr = f"try_cast({text} as timestamptz)"
-            problems.append(f"case when {text} is not null and {expr} is null then {{'column': '{col}', 'reason': 'not an ISO 8601 timestamp'}} end")
+            problems.append((f"{text} is not null and {expr} is null", col, "not an ISO 8601 timestamp"))
         else:
             raise ValueError(f"sql/raw/{spec.name}.sql: type {sql_type} of {col} has no parser")
         typed.append(f"{expr} as {q}")
-        if col not in spec.optional and not (col == "status"):
-            problems.append(f"case when {text} is null then {{'column': '{col}', 'reason': 'missing value'}} end")
+        if col not in spec.optional and col != "status":
+            problems.append((f"{text} is null", col, "missing value"))
         if col in spec.vocab:
             allowed = ", ".join(f"'{v}'" for v in spec.vocab[col])
-            problems.append(
-                f"case when {text} is not null and {text} not in ({allowed}) then "
-                f"{{'column': '{col}', 'reason': 'not one of {'/'.join(spec.vocab[col])}'}} end"
-            )
+            problems.append((f"{text} is not null and {text} not in ({allowed})", col,
+                             f"not one of {'/'.join(spec.vocab[col])}"))
     if spec.name == "activities":
-        problems.append(
-            "case when try_cast(trim(duration_minutes) as integer) < 0 then "
-            "{'column': 'duration_minutes', 'reason': 'negative minutes'} end"
-        )
+        problems.append(("try_cast(trim(duration_minutes) as integer) < 0", "duration_minutes", "negative minutes"))
+
+    any_problem = " or ".join(f"coalesce({cond}, false)" for cond, _, _ in problems) or "false"
+    typed_rows = f"select {', '.join(typed)}, _row_number, {any_problem} as _bad from landing_rows"
+    listed = ", ".join(f"case when coalesce({cond}, false) then {{'column': '{col}', 'reason': '{reason}'}} end"
+                       for cond, col, reason in problems)
     key = " || '|' || ".join(f"coalesce(trim(\"{k}\"), '')" for k in spec.key)
-    return (
-        f"select {', '.join(typed)}, _row_number, {key} as _record_key, "
-        f"list_filter([{', '.join(problems)}], lambda p: p is not null) as _problems "
-        f"from landing_rows"
+    problem_rows = (
+        f"select _row_number, {key} as record_key, "
+        f"unnest(list_filter([{listed}], lambda p: p is not null)) as problem "
+        f"from landing_rows where _row_number in (select _row_number from parsed where _bad)"
     )
+    return typed_rows, problem_rows
 
 
 def load_drops(
@@ -210,49 +212,33 @@ def load_drops(
 ) -> dict:
     """Append the planned drops to raw.*; bad rows go to raw.quarantine with their reason.
 
-    Runs inside the caller's transaction: on any error nothing of this run stays.
+    Each drop is one transaction, in drop order: a drop is stored whole or not
+    at all, and memory stays bounded by one drop. A failure keeps the complete
+    drops before it (the next run goes on from there) and nothing of its own.
     """
     rows_loaded = {t: 0 for t in LOAD_ORDER}
     quarantined = 0
-    quarantine_lines: list[str] = []
+    by_drop: dict[str, list[LandingFile]] = {}
     for lf in plan.files:
-        frame = _read_strings(lf, settings)
-        spec = TABLES[lf.table]
-        types = dict(con.execute(f"select column_name, data_type from information_schema.columns "
-                                 f"where table_schema = 'raw' and table_name = '{lf.table}'").fetchall())
-        con.register("landing_rows", frame.to_arrow())
-        con.execute(f"create or replace temp table parsed as {_typed_select(spec, types)}")
-        con.unregister("landing_rows")
-        cols = ", ".join(f'"{c}"' for c in spec.columns)
-        good = con.execute(
-            f"insert into raw.{lf.table} select {cols}, ?, ?, _row_number, ? from parsed where len(_problems) = 0",
-            [lf.drop, lf.path.name, run_id],
-        ).fetchone()[0]
-        bad = con.execute(
-            "insert into raw.quarantine "
-            "select ?, ?, ?, _row_number, p.column, p.reason, _record_key, ? "
-            "from (select _row_number, _record_key, unnest(_problems) as p from parsed where len(_problems) > 0)",
-            [lf.drop, lf.table, lf.path.name, run_id],
-        ).fetchone()[0]
-        bad_rows = con.execute("select count(*) from parsed where len(_problems) > 0").fetchone()[0]
-        if bad_rows and strict:
-            for row, column, reason in con.execute(
-                "select _row_number, p.column, p.reason from "
-                "(select _row_number, unnest(_problems) as p from parsed where len(_problems) > 0) "
-                "order by 1 limit 20"
-            ).fetchall():
-                quarantine_lines.append(f"{lf.path}: row {row}, column {column}: {reason}")
-        con.execute("drop table parsed")
-        con.execute(
-            "insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [lf.drop, lf.table, lf.path.name, _sha256(lf.path), frame.height, good, bad_rows, run_id,
-             datetime.now(timezone.utc)],
-        )
-        rows_loaded[lf.table] += good
+        by_drop.setdefault(lf.drop, []).append(lf)
+    types = {
+        t: dict(con.execute("select column_name, data_type from information_schema.columns "
+                            "where table_schema = 'raw' and table_name = ?", [t]).fetchall())
+        for t in LOAD_ORDER
+    }
+    for drop, files in by_drop.items():
+        con.begin()
+        try:
+            loaded, bad_rows, lines = _load_drop(con, files, types, settings, run_id)
+            if strict and lines:
+                raise InputError(lines + [f"--strict: bad rows are fatal; nothing of drop {drop} was stored"])
+        except BaseException:
+            con.rollback()
+            raise
+        con.commit()
+        for table, n in loaded.items():
+            rows_loaded[table] += n
         quarantined += bad_rows
-        log.info("loaded %s/%s: %d rows, %d quarantined (%d problems)", lf.drop, lf.path.name, good, bad_rows, bad)
-    if strict and quarantine_lines:
-        raise InputError(quarantine_lines + ["--strict: bad rows are fatal; nothing from this run was stored"])
     return {
         "drops_loaded": list(plan.new_drops),
         "drops_skipped": list(plan.skipped_drops),
@@ -260,6 +246,46 @@ def load_drops(
         "rows_quarantined": quarantined,
         "files_ignored": list(plan.ignored),
     }
+
+
+def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, run_id: str):
+    loaded: dict[str, int] = {}
+    bad_total = 0
+    lines: list[str] = []
+    for lf in files:
+        frame = _read_strings(lf, settings)
+        spec = TABLES[lf.table]
+        typed_rows, problem_rows = _typed_select(spec, types[lf.table])
+        con.register("landing_rows", frame.to_arrow())
+        con.execute(f"create or replace temp table parsed as {typed_rows}")
+        cols = ", ".join(f'"{c}"' for c in spec.columns)
+        good = con.execute(
+            f"insert into raw.{lf.table} select {cols}, ?, ?, _row_number, ? from parsed where not _bad",
+            [lf.drop, lf.path.name, run_id],
+        ).fetchone()[0]
+        bad_rows = frame.height - good
+        if bad_rows:
+            con.execute(f"create or replace temp table problems as {problem_rows}")
+            con.execute(
+                "insert into raw.quarantine select ?, ?, ?, _row_number, problem.column, problem.reason, record_key, ? "
+                "from problems", [lf.drop, lf.table, lf.path.name, run_id],
+            )
+            for row, column, reason in con.execute(
+                "select _row_number, problem.column, problem.reason from problems order by 1 limit 20"
+            ).fetchall():
+                lines.append(f"{lf.path}: row {row}, column {column}: {reason}")
+            con.execute("drop table problems")
+        con.unregister("landing_rows")
+        con.execute("drop table parsed")
+        con.execute(
+            "insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [lf.drop, lf.table, lf.path.name, _sha256(lf.path), frame.height, good, bad_rows, run_id,
+             datetime.now(timezone.utc)],
+        )
+        loaded[lf.table] = loaded.get(lf.table, 0) + good
+        bad_total += bad_rows
+        log.info("loaded %s/%s: %d rows, %d quarantined", lf.drop, lf.path.name, good, bad_rows)
+    return loaded, bad_total, lines
 
 
 def build_staging(con: duckdb.DuckDBPyConnection) -> dict:

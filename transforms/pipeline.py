@@ -111,8 +111,9 @@ def start_run(ctx: RunContext) -> dict:
 
 def stage_ingest(ctx: RunContext) -> dict:
     plan = discover(ctx.request, ctx.settings)  # again: a retried task sees what is loaded now
-    with ctx.transaction() as con:
+    with ctx.warehouse() as con:
         summary = ingest.load_drops(con, plan, ctx.settings, ctx.run_id, strict=ctx.request.strict)
+    with ctx.transaction() as con:
         summary["staging"] = ingest.build_staging(con)
     return summary
 

@@ -22,6 +22,8 @@ def connect(path: str | Path, time_zone: str, read_only: bool = False) -> duckdb
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute(f"set TimeZone = '{_quote(time_zone)}'")
     con.execute(f"set variable practice_tz = '{_quote(time_zone)}'")
+    # Checkpoint once per run rather than after every drop's commit.
+    con.execute("set checkpoint_threshold = '1GB'")
     if not read_only:
         os.chmod(path, 0o600)
     return con
