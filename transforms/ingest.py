@@ -126,7 +126,7 @@ def plan_ingest(landing: Path, already_loaded: set[str], settings: Settings) -> 
 
 # ---------------------------------------------------------------- loading
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -279,7 +279,7 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
         con.execute("drop table parsed")
         con.execute(
             "insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [lf.drop, lf.table, lf.path.name, _sha256(lf.path), frame.height, good, bad_rows, run_id,
+            [lf.drop, lf.table, lf.path.name, sha256_file(lf.path), frame.height, good, bad_rows, run_id,
              datetime.now(timezone.utc)],
         )
         loaded[lf.table] = loaded.get(lf.table, 0) + good

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset
 
+from transforms.ingest import sha256_file
 from transforms.paths import REPO_ROOT
 from transforms.settings import ConfigError, Settings, load_settings
 
@@ -253,14 +254,6 @@ def validate_interchange(path: str | Path) -> dict:
     if problems:
         raise AirflowFailException("\n".join(problems[:50]))
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": digest, "valid": True}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- delivery (hand-off template)
