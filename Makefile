@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := demo
 
-.PHONY: test demo clean
+.PHONY: test demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/python -m transforms.demo --dir $(DEMO)
+
+# Not part of `make test`: N activities (default 10M; N=1000000 for a quick run)
+# end to end, next to the bare DuckDB floor and a pandas baseline.
+N ?= 10000000
+bench: $(STAMP)
+	$(BIN)/python -m transforms.benchmark --n $(N)
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache
