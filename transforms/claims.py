@@ -485,7 +485,11 @@ def _next_batch_id(con, as_of: date, claims_dir: Path) -> str:
 
 
 def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
-    """Every file 0600 and fsynced, every folder 0700 (claims and audit packets are PHI)."""
+    """Every file 0600, every folder 0700 (claims and audit packets are PHI), all
+    on disk before the ledger commits. One sync for the lot, not an fsync per
+    file: a batch holds an audit packet per claim (tens of thousands of files),
+    and every byte is also in billing.batch_files, from which recovery rebuilds
+    a folder that does not match its hashes."""
     _mkdir_private(folder)
     dirs = {folder}
     for i, (name, data) in enumerate(files.items()):
@@ -499,11 +503,11 @@ def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
             while view:
                 view = view[os.write(fd, view):]
             os.fchmod(fd, 0o600)  # whatever the umask
-            os.fsync(fd)
         finally:
             os.close(fd)
         if i == 0:
             _fault("mid_files")
+    os.sync()
     for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
         _fsync_dir(d)
     _fsync_dir(folder.parent)
