@@ -27,7 +27,7 @@ demo: $(STAMP)
 # end to end, next to the bare DuckDB floor and a pandas baseline.
 N ?= 10000000
 bench: $(STAMP)
-	$(BIN)/python -m transforms.benchmark --n $(N)
+	$(BIN)/python -m transforms.benchmark --n $(N) --keep-going
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

@@ -18,6 +18,10 @@ What runs, in one invocation, on the same files:
   pandas    the same in pandas (read, concat, drop_duplicates, to_datetime,
             groupby), result to Parquet. Both baselines must agree on the
             number of patient-months and the minutes; the benchmark says so.
+  load floor  not a contender but a yardstick for the ingest stage: DuckDB
+            copying every file of every drop (all seven tables, as text) into
+            one table per contract table. The pipeline must read all of that;
+            the floor reads only the activities.
   full run  `ccm run` on a fresh warehouse, stage by stage (setup = discover +
             start_run, the six pipeline.STAGES, finish = finish_run), each
             stage in a fresh Python process, as the Airflow DAG runs it.
@@ -36,11 +40,19 @@ function alone, measured inside the child. Peak RSS is the child's VmHWM from
 mark of resident memory of that process image since exec (DuckDB's buffers
 included). Not ru_maxrss: Linux folds the parent's RSS at fork time into the
 child's ru_maxrss (a 10 MiB child of a 500 MiB parent reports 511 MiB), and
-RUSAGE_CHILDREN is the maximum over all children so far. wait4()'s ru_maxrss
-is kept only as a fallback for a child killed before it could report.
+RUSAGE_CHILDREN is the maximum over all children so far. For a child killed
+before it could report, the peak is the largest VmRSS sampled every 0.25 s.
+CPU s is the child's user + system time from wait4() (DuckDB uses both cores,
+so it can exceed wall; on a busy machine it moves less than wall does).
 All files are in the page cache for every contender (the generator has just
 written them, or they were read by the previous contender). The run totals
 are the sums of the stage processes; the peak is the largest stage peak.
+
+A shared machine must not go out of memory: a child resident above
+--rss-limit-mib (default 60% of physical memory) is killed and reported as
+such; --keep-going then runs the later stages anyway (a failed stage rolls
+back; later stages create what they need empty), so one run still measures
+them. Figures after a killed stage are lower bounds, and the report says so.
 
 Targets (2 cores): full run within 3x the floor (aim 2x), every stage under
 2 GiB peak RSS, the nightly drop under 10 s.
@@ -374,7 +386,8 @@ def run_baseline(kind: str, landing: Path, fmt: str, time_zone: str, workdir: Pa
                  rss_limit: float | None) -> Measured:
     print(f"  {kind} ...", end="", flush=True)
     result_file = logs / f"{kind}.result.json"
-    out = workdir / ("floor.duckdb" if kind == "floor" else "pandas_patient_month.parquet")
+    out = workdir / {"floor": "floor.duckdb", "load_floor": "load_floor.duckdb",
+                     "pandas": "pandas_patient_month.parquet"}[kind]
     for f in (out, out.with_name(out.name + ".wal")):
         f.unlink(missing_ok=True)
     argv = _child_argv(kind, {"landing": str(landing), "format": fmt, "time_zone": time_zone, "out": str(out),
@@ -479,6 +492,25 @@ def _child_floor(spec: dict) -> dict:
             "result": {"patient_months": int(groups), "minutes": int(minutes)}}
 
 
+def _child_load_floor(spec: dict) -> dict:
+    import duckdb
+
+    from transforms.contract import LOAD_ORDER
+
+    landing, fmt = Path(spec["landing"]), spec["format"]
+    started = time.perf_counter()
+    con = duckdb.connect(spec["out"])
+    rows = {}
+    for table in LOAD_ORDER:
+        glob = str(landing / "*" / f"{table}.{fmt}")
+        reader = (f"read_csv('{glob}', header = true, all_varchar = true, filename = true)" if fmt == "csv"
+                  else f"read_parquet('{glob}', filename = true)")
+        con.execute(f"create table {table} as select * from {reader}")
+        rows[table] = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+    con.close()
+    return {"inner_s": time.perf_counter() - started, "result": {"rows": sum(rows.values()), "by_table": rows}}
+
+
 def _child_pandas(spec: dict) -> dict:
     import pandas as pd
 
@@ -528,7 +560,7 @@ def _child_main(kind: str, spec_file: str) -> int:
     logging.getLogger("transforms").setLevel(logging.INFO)
     spec = json.loads(Path(spec_file).read_text(encoding="utf-8"))
     run = {"stage": _child_stage, "floor": _child_floor, "pandas": _child_pandas, "cli": _child_cli,
-           "generate": _child_generate}[kind]
+           "generate": _child_generate, "load_floor": _child_load_floor}[kind]
     payload = run(spec)
     payload["peak_rss_mib"] = _vm_hwm_mib()
     Path(spec["result_file"]).write_text(json.dumps(payload, default=str), encoding="utf-8")
@@ -608,6 +640,13 @@ def report(res: dict) -> str:
         lines.append(f"{what:<32} {m.wall_s:>7.1f} s wall ({m.inner_s or 0:.1f} s in query, {m.cpu_s or 0:.1f} s CPU), "
                      f"{_mib(m.peak_rss_mib)} MiB peak; {got.get('patient_months', 0):,} patient-months, "
                      f"{got.get('minutes', 0):,} minutes" + ("" if m.ok else f"  FAILED: {m.error}"))
+    if res.get("load_floor"):
+        m = Measured(**res["load_floor"])
+        ingest = next((x for x in full if x.name == "ingest"), None)
+        lines.append(f"{'load floor (all 7 tables as text)':<32} {m.wall_s:>7.1f} s wall ({m.cpu_s or 0:.1f} s CPU), "
+                     f"{_mib(m.peak_rss_mib)} MiB peak; {m.result.get('rows', 0):,} rows"
+                     + (f"; ingest stage / load floor: {ingest.wall_s / m.wall_s:.1f}x"
+                        if ingest and ingest.ok else "") + ("" if m.ok else f"  FAILED: {m.error}"))
     if len(base) == 2 and base["floor"].ok and base["pandas"].ok:
         same = base["floor"].result == base["pandas"].result
         lines.append(f"  floor and pandas {'agree' if same else 'DISAGREE'} on patient-months and minutes")
@@ -666,7 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-baselines", action="store_true")
     parser.add_argument("--skip-nightly", action="store_true")
     parser.add_argument("--stage-timeout", type=float, default=None, metavar="S",
-                        help="kill a stage after S seconds and stop the run there")
+                        help="kill a stage after S seconds (the run stops there unless --keep-going)")
     parser.add_argument("--rss-limit-mib", type=float, default=None, metavar="MIB",
                         help="kill a child resident above MIB (default: 60%% of physical memory)")
     parser.add_argument("--keep-going", action="store_true",
@@ -705,6 +744,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_baselines:
         res["floor"] = asdict(run_baseline("floor", landing_dir, args.format, time_zone, workdir, logs, rss_limit))
         res["pandas"] = asdict(run_baseline("pandas", landing_dir, args.format, time_zone, workdir, logs, rss_limit))
+        res["load_floor"] = asdict(run_baseline("load_floor", landing_dir, args.format, time_zone, workdir, logs,
+                                                rss_limit))
 
     full_dir = workdir / "full"
     shutil.rmtree(full_dir, ignore_errors=True)

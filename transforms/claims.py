@@ -551,7 +551,9 @@ def _json_default(value: Any) -> Any:
 
 
 def _json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, default=_json_default, ensure_ascii=False) + "\n").encode("utf-8")
+    # No indent: it forces json's pure-Python encoder, 3x slower over tens of
+    # thousands of audit packets. Any JSON viewer pretty-prints on opening.
+    return (json.dumps(obj, default=_json_default, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _fetch_dicts(con, sql: str, params: list | None = None) -> list[dict]:

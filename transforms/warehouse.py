@@ -22,6 +22,9 @@ def connect(path: str | Path, time_zone: str, read_only: bool = False) -> duckdb
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute(f"set TimeZone = '{_quote(time_zone)}'")
     con.execute(f"set variable practice_tz = '{_quote(time_zone)}'")
+    # Bounded memory whatever the history's size (DuckDB spills to disk beyond
+    # it); CCM_DUCKDB_MEMORY_LIMIT raises it on a bigger server.
+    con.execute(f"set memory_limit = '{_quote(os.environ.get('CCM_DUCKDB_MEMORY_LIMIT', '1GB'))}'")
     # Checkpoint once per run rather than after every drop's commit.
     con.execute("set checkpoint_threshold = '1GB'")
     if not read_only:
