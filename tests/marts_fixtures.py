@@ -27,7 +27,8 @@ from pathlib import Path
 
 import duckdb
 
-from transforms.warehouse import connect, ensure_schema
+from transforms.claims import ensure_billing_schema
+from transforms.warehouse import connect, ensure_schema, run_sql
 
 AS_OF = date(2026, 2, 10)
 RUN_1 = "run-20260110-a"
@@ -59,20 +60,6 @@ create table core.activity_minutes (
     activity_id varchar, patient_id varchar, staff_id varchar, role_class varchar, service_month date,
     activity_date date, duration_minutes integer, countable_minutes integer, counted_as varchar,
     excluded_minutes integer, exclusion_reason varchar);
-create table billing.ledger (
-    patient_id varchar, service_month date, batch_id varchar, claim_id varchar, run_id varchar,
-    committed_at timestamptz);
-create table billing.ledger_lines (
-    batch_id varchar, claim_id varchar, patient_id varchar, service_month date, cpt_code varchar, units integer,
-    charge_amount decimal(10,2), expected_payment decimal(10,2), date_of_service date);
-create table billing.batches (
-    batch_id varchar, run_id varchar, as_of date, status varchar, path varchar, claims integer, lines integer,
-    charges decimal(12,2));
-create table billing.review (
-    patient_id varchar, service_month date, billed_codes varchar, current_codes varchar);
-create table quality.flags (
-    activity_id varchar, drop_name varchar, flag_code varchar, severity varchar, message varchar,
-    threshold varchar, held_minutes integer, run_id varchar, raised_at timestamptz);
 create table quality.staff_scorecard (
     staff_id varchar, service_month date, entries integer, minutes integer, flagged_entries integer,
     share_vague double, share_late double, held_minutes integer);
@@ -152,6 +139,8 @@ def build_warehouse(path: Path, extra_columns: bool = False) -> duckdb.DuckDBPyC
     """A warehouse at `path` with every source the marts read; returns an open connection."""
     con = connect(path, TZ)
     ensure_schema(con)
+    ensure_billing_schema(con)  # billing.* and quality.flags as their stages create them
+    run_sql(con, "quality/_schema.sql")
     con.execute(SOURCE_DDL)
     if extra_columns:  # an upstream stage adding a column must not change any mart
         con.execute("alter table core.patient_month add column upstream_extra varchar")
@@ -222,16 +211,28 @@ def build_warehouse(path: Path, extra_columns: bool = False) -> duckdb.DuckDBPyC
     con.execute("insert into raw.quarantine values ('2026-02-09', 'activities', 'activities.csv', 7, "
                 "'duration_minutes', 'negative minutes', 'A99', ?)", [RUN_2])
 
-    con.executemany("insert into billing.batches values (?, ?, ?, 'committed', ?, ?, ?, ?)",
-                    [["B-DEC", RUN_1, date(2026, 1, 10), "claims/B-DEC", 1, 1, Decimal("60.49")],
-                     ["B-JAN", RUN_2, AS_OF, "claims/B-JAN", 1, 2, Decimal("113.63")]])
-    con.executemany("insert into billing.ledger values (?, ?, ?, ?, ?, ?)",
-                    [["P1", DEC, "B-DEC", "C-DEC-P1", RUN_1, _ts(date(2026, 1, 11), 3)],
-                     ["P1", JAN, "B-JAN", "C-JAN-P1", RUN_2, _ts(date(2026, 2, 11), 3)]])
     con.executemany(
-        "insert into billing.ledger_lines values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [["B-DEC", "C-DEC-P1", "P1", DEC, "99490", 1, Decimal("60.49"), Decimal("60.49"), date(2025, 12, 31)],
-         ["B-JAN", "C-JAN-P1", "P1", JAN, "99439", 1, Decimal("47.50"), Decimal("47.50"), date(2026, 1, 31)],
-         ["B-JAN", "C-JAN-P1", "P1", JAN, "99490", 1, Decimal("66.13"), Decimal("66.13"), date(2026, 1, 31)]])
-    con.execute("insert into billing.review values ('P1', ?, '99490', '99490 99439')", [DEC])
+        "insert into billing.batches (batch_id, run_id, as_of, status, path, claims, lines, charges) "
+        "values (?, ?, ?, 'committed', ?, ?, ?, ?)",
+        [["B-DEC", RUN_1, date(2026, 1, 10), "claims/B-DEC", 1, 1, Decimal("60.49")],
+         ["B-JAN", RUN_2, AS_OF, "claims/B-JAN", 1, 2, Decimal("113.63")]])
+    ledger = [["P1", DEC, "B-DEC", "C-DEC-P1", "99490", 1, Decimal("60.49"), date(2025, 12, 31),
+               RUN_1, _ts(date(2026, 1, 11), 3)],
+              ["P1", JAN, "B-JAN", "C-JAN-P1", "99490 99439", 2, Decimal("113.63"), date(2026, 1, 31),
+               RUN_2, _ts(date(2026, 2, 11), 3)]]
+    con.executemany(
+        "insert into billing.ledger (patient_id, service_month, batch_id, claim_id, billing_npi, "
+        "billing_provider_npi, billed_codes, units, charge_amount, date_of_service, run_id, committed_at) "
+        f"values (?, ?, ?, ?, '{MD_NPI}', '{GROUP_NPI}', ?, ?, ?, ?, ?, ?)", ledger)
+    con.executemany(
+        "insert into billing.ledger_lines (batch_id, claim_id, line_number, patient_id, service_month, billing_npi, "
+        "billing_provider_npi, cpt_code, units, minutes, charge_amount, expected_payment, date_of_service, icd10_codes) "
+        f"values (?, ?, ?, ?, ?, '{MD_NPI}', '{GROUP_NPI}', ?, ?, ?, ?, ?, ?, ['E119', 'I10'])",
+        [["B-DEC", "C-DEC-P1", 1, "P1", DEC, "99490", 1, 25, Decimal("60.49"), Decimal("60.49"), date(2025, 12, 31)],
+         ["B-JAN", "C-JAN-P1", 2, "P1", JAN, "99439", 1, 25, Decimal("47.50"), Decimal("47.50"), date(2026, 1, 31)],
+         ["B-JAN", "C-JAN-P1", 1, "P1", JAN, "99490", 1, 20, Decimal("66.13"), Decimal("66.13"), date(2026, 1, 31)]])
+    con.execute(
+        "insert into billing.review (patient_id, service_month, claim_id, batch_id, change, billed_codes, "
+        "current_codes, detected_run_id, detected_at) values ('P1', ?, 'C-DEC-P1', 'B-DEC', 'codes', '99490', "
+        "'99490 99439', ?, ?)", [DEC, RUN_2, _ts(AS_OF)])
     return con

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("batch_id", "claim_id", "billing_npi", "patient_id", "mbi", "service_month", "date_of_service",
                "cpt_code", "units", "minutes", "icd10_codes", "charge_amount", "expected_payment")
-BILLING_TABLES = ("batches", "control_numbers", "ledger", "ledger_lines", "batch_files")
+BILLING_TABLES = ("batches", "control_numbers", "ledger", "ledger_lines", "batch_files", "review")
 TMP_PREFIX = ".tmp-"
 BATCH_ID = re.compile(r"^B(\d{8})-(\d{3,})$")
 MAX_DIAGNOSES, MAX_POINTERS = 12, 4
@@ -80,9 +80,8 @@ def write_claim_batch(
     con.execute(f"set variable claims_run_id = '{run_id.replace(chr(39), chr(39) * 2)}'")
     con.execute(f"set variable claim_as_of = date '{as_of.isoformat()}'")
     con.execute(f"set variable claim_grace_days = {int(settings.claim_grace_days)}")
-    review_before = con.execute("select count(*) from billing.review").fetchone()[0] \
-        if table_exists(con, "billing", "review") else 0
-    run_sql(con, "billing/review.sql")
+    review_before = con.execute("select count(*) from billing.review").fetchone()[0]
+    run_sql(con, "billing/detect_review.sql")
     review_added = con.execute("select count(*) from billing.review").fetchone()[0] - review_before
 
     run_sql(con, "billing/claimable_lines.sql")

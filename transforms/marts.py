@@ -23,6 +23,7 @@ import duckdb
 from transforms import report, rules
 from transforms.paths import SQL_DIR
 from transforms.settings import Settings
+from transforms.claims import ensure_billing_schema
 from transforms.warehouse import run_sql
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
                 run_dir: Path) -> dict:
     """Create the marts views; write worklist.csv and report.html into run_dir."""
     run_sql(con, "raw/_schema.sql")         # schemas and raw.runs/loaded_files/quarantine
+    ensure_billing_schema(con)              # the claims stage's own tables, real columns
+    run_sql(con, "quality/_schema.sql")     # likewise quality.flags
     run_sql(con, "marts/_sources.sql")      # empty sources where a stage has not run yet
     fees = load_fee_reference(con, settings, as_of)
     con.execute("delete from marts.fee_reference")

@@ -1,7 +1,9 @@
 -- What the marts read, as the marts expect it. Every table below is created
--- by its own stage (core: minutes/codes, quality: validate, billing: claims);
--- these statements only make an empty one where that stage has not run yet
--- (e.g. billing.* before the first batch), so every marts view always binds.
+-- by its own stage (core: minutes/codes, quality: validate); these statements
+-- only make an empty one where that stage has not run yet, so every marts view
+-- always binds. billing.* and quality.flags are not stood in for: build_marts
+-- creates them from their own DDL (sql/billing, sql/quality/_schema.sql), so a
+-- narrower stand-in can never pre-empt the real table.
 -- `create table if not exists` never touches a table that exists.
 -- The views name only the columns listed here; extra columns are ignored.
 
@@ -63,57 +65,6 @@ create table if not exists core.activity_minutes (
     counted_as        varchar,
     excluded_minutes  integer,
     exclusion_reason  varchar
-);
-
-create table if not exists billing.batches (
-    batch_id varchar,
-    run_id   varchar,
-    as_of    date,
-    status   varchar,
-    path     varchar,
-    claims   integer,
-    lines    integer,
-    charges  decimal(12, 2)
-);
-
-create table if not exists billing.ledger (
-    patient_id    varchar,
-    service_month date,
-    batch_id      varchar,
-    claim_id      varchar,
-    run_id        varchar,
-    committed_at  timestamptz
-);
-
-create table if not exists billing.ledger_lines (
-    batch_id         varchar,
-    claim_id         varchar,
-    patient_id       varchar,
-    service_month    date,
-    cpt_code         varchar,
-    units            integer,
-    charge_amount    decimal(10, 2),
-    expected_payment decimal(10, 2),
-    date_of_service  date
-);
-
-create table if not exists billing.review (
-    patient_id    varchar,
-    service_month date,
-    billed_codes  varchar,
-    current_codes varchar
-);
-
-create table if not exists quality.flags (
-    activity_id  varchar,
-    drop_name    varchar,
-    flag_code    varchar,
-    severity     varchar,     -- hold / warn
-    message      varchar,
-    threshold    varchar,
-    held_minutes integer,
-    run_id       varchar,
-    raised_at    timestamptz
 );
 
 create table if not exists quality.staff_scorecard (

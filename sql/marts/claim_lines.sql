@@ -1,13 +1,13 @@
--- marts.claim_lines: one row per billed code line, as committed to the ledger
--- (billing.ledger_lines), with its batch and claim. Diagnoses, line number and
--- minutes come from core.code_lines for the same patient-month and code, i.e.
--- as computed now: if minutes arrived after billing, needs_review is true and
--- the current values may differ from what the claim carried.
+-- marts.claim_lines: one row per billed code line exactly as committed to the
+-- ledger (billing.ledger_lines): NPIs, line number, minutes and diagnoses as the
+-- claim carried them, with its batch. needs_review is true when minutes or
+-- codes changed after billing (billing.review); the claim itself never changes.
 create or replace view marts.claim_lines as
 with lines as (
-    select batch_id, claim_id, patient_id, service_month, cpt_code, units::integer as units,
+    select batch_id, claim_id, patient_id, service_month, billing_npi, billing_provider_npi,
+           line_number::integer as line_number, cpt_code, units::integer as units, minutes::integer as minutes,
            charge_amount::decimal(10, 2) as charge_amount, expected_payment::decimal(10, 2) as expected_payment,
-           date_of_service
+           date_of_service, icd10_codes
     from billing.ledger_lines
 ),
 batches as (
@@ -18,19 +18,6 @@ batches as (
 ledger as (
     select patient_id, service_month, min(committed_at) as committed_at
     from billing.ledger
-    group by patient_id, service_month
-),
-current_lines as (          -- one row per patient-month and code
-    select patient_id, service_month, cpt_code,
-           any_value(billing_npi) as billing_npi, any_value(billing_provider_npi) as billing_provider_npi,
-           min(line_number)::integer as line_number, sum(minutes)::integer as minutes, any_value(icd10_codes) as icd10_codes
-    from core.code_lines
-    group by patient_id, service_month, cpt_code
-),
-patient_months as (
-    select patient_id, service_month, any_value(billing_npi) as billing_npi,
-           any_value(billing_provider_npi) as billing_provider_npi
-    from core.patient_month
     group by patient_id, service_month
 ),
 review as (
@@ -45,20 +32,18 @@ select
     l.claim_id,
     l.patient_id,
     l.service_month,
-    coalesce(c.billing_npi, pm.billing_npi) as billing_npi,
-    coalesce(c.billing_provider_npi, pm.billing_provider_npi) as billing_provider_npi,
-    c.line_number,
+    l.billing_npi,
+    l.billing_provider_npi,
+    l.line_number,
     l.cpt_code,
     l.units,
-    c.minutes,
+    l.minutes,
     l.charge_amount,
     l.expected_payment,
     l.date_of_service,
-    c.icd10_codes,
+    l.icd10_codes,
     r.patient_id is not null as needs_review
 from lines l
 left join batches b using (batch_id)
 left join ledger g using (patient_id, service_month)
-left join current_lines c using (patient_id, service_month, cpt_code)
-left join patient_months pm using (patient_id, service_month)
-left join review r using (patient_id, service_month)
+left join review r using (patient_id, service_month);
