@@ -53,7 +53,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("activity_id", "VARCHAR"), ("flag_code", "VARCHAR"), ("severity", "VARCHAR"), ("message", "VARCHAR"),
         ("threshold", "VARCHAR"), ("held_minutes", "INTEGER"), ("patient_id", "VARCHAR"), ("staff_id", "VARCHAR"),
         ("staff_name", "VARCHAR"), ("staff_role", "VARCHAR"), ("role_class", "VARCHAR"), ("service_month", "DATE"),
-        ("activity_date", "DATE"), ("duration_minutes", "INTEGER"),
+        ("activity_date", "DATE"), ("duration_minutes", "INTEGER"), ("resolved_at", "TIMESTAMP WITH TIME ZONE"),
     ],
     "staff_scorecard": [
         ("staff_id", "VARCHAR"), ("staff_name", "VARCHAR"), ("staff_role", "VARCHAR"), ("role_class", "VARCHAR"),
@@ -363,6 +363,14 @@ def test_dq_flags_fall_back_to_staging_for_an_activity_without_minutes(con, tmp_
     build_marts(con, load_settings(), RUN_2, AS_OF, tmp_path / "runs" / RUN_2)
     r = one(con, "select patient_id, staff_id, service_month, activity_date from marts.dq_flags where activity_id = 'A4'")
     assert r == dict(patient_id="P3", staff_id="S-MA", service_month=JAN, activity_date=date(2026, 1, 22))
+
+
+def test_dq_flags_show_when_a_flag_was_resolved(con, tmp_path):
+    con.execute("update quality.flags set resolved_at = ? where activity_id = 'A4'",
+                [datetime(2026, 2, 10, 12, tzinfo=timezone.utc)])
+    build_marts(con, load_settings(), RUN_2, AS_OF, tmp_path / "runs" / RUN_2)
+    resolved = con.execute("select activity_id from marts.dq_flags where resolved_at is not null").fetchall()
+    assert resolved == [("A4",)]
 
 
 def test_staff_scorecard_adds_names_shares_and_flag_counts(built):

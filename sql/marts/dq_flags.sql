@@ -1,9 +1,12 @@
 -- marts.dq_flags: one row per data-quality flag (quality.flags), with the
 -- activity's patient, staff member and service month. Severity `hold` keeps
 -- the activity's minutes out of billing until it is amended; `warn` does not.
+-- resolved_at is set when a later check of the same version no longer finds the
+-- flag (an overlap whose other activity was voided): history, no longer active.
 create or replace view marts.dq_flags as
 with flags as (
-    select activity_id, drop_name, flag_code, severity, message, threshold, held_minutes, run_id, raised_at
+    select activity_id, drop_name, flag_code, severity, message, threshold, held_minutes, run_id, raised_at,
+           resolved_at
     from quality.flags
 ),
 activity_minutes as (       -- one row per activity (minutes may be split by how they counted)
@@ -41,7 +44,8 @@ select
     coalesce(m.role_class, s.role_class) as role_class,
     coalesce(m.service_month, date_trunc('month', a.started_at_local)::date) as service_month,
     coalesce(m.activity_date, a.started_at_local::date) as activity_date,
-    m.duration_minutes::integer as duration_minutes
+    m.duration_minutes::integer as duration_minutes,
+    f.resolved_at
 from flags f
 left join activity_minutes m using (activity_id)
 left join activities a using (activity_id)
