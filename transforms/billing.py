@@ -11,7 +11,7 @@ from datetime import date
 
 import duckdb
 
-from transforms import rules
+from transforms import incremental, rules
 from transforms.minutes import sql_literal
 from transforms.settings import Settings
 from transforms.warehouse import run_sql
@@ -27,8 +27,14 @@ def assign_codes(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date
     con.execute(f"set variable as_of = date {sql_literal(as_of.isoformat())}")
     con.execute(f"set variable claim_grace_days = {int(settings.claim_grace_days)}")
     con.execute(f"set variable date_of_service_rule = {sql_literal(settings.date_of_service)}")
+    fp = incremental.fingerprint(MODELS, _rules_fingerprint(con), int(settings.claim_grace_days),
+                                 settings.date_of_service)
+    plan = incremental.plan_codes(con, fp, MODELS)
     for model in MODELS:
-        run_sql(con, model)
+        incremental.materialise(con, model, plan["mode"])
+    if plan["mode"] == "incremental":
+        run_sql(con, "core/as_of_refresh.sql")
+    incremental.finish_codes(con, fp)
     months, eligible, billed, closed_billed, payment = con.execute(
         """
         select count(*), count(*) filter (where eligible), count(code_set),
@@ -38,6 +44,7 @@ def assign_codes(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date
     ).fetchone()
     lines = con.execute("select count(*) from core.code_lines").fetchone()[0]
     return {
+        "build": {"mode": plan["mode"], "reason": plan["reason"], "patients": plan["patients"]},
         "patient_months": int(months),
         "eligible": int(eligible),
         "billed": int(billed),
@@ -46,6 +53,15 @@ def assign_codes(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date
         "expected_payment": float(payment),
         **published,
     }
+
+
+def _rules_fingerprint(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The published rules and provider map, as text: a change in any of them rebuilds every month."""
+    tables = [t for (t,) in con.execute(
+        "select table_name from information_schema.tables where table_schema = 'core' "
+        "and (starts_with(table_name, 'rules_') or table_name = 'billing_provider_map') order by 1").fetchall()]
+    return [con.execute(f"select coalesce(string_agg(t::varchar, '|' order by t::varchar), '') from core.{t} t"
+                        ).fetchone()[0] for t in tables]
 
 
 def _publish_billing_providers(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:

@@ -2,14 +2,15 @@
 
 Reads staging.* and quality.activity_holds; builds core.month_consent,
 core.activity_minutes and core.patient_month_minutes. All of it is SQL in
-sql/core/: this module only sets the practice's choices and runs the models.
+sql/core/: this module only sets the practice's choices and runs the models,
+for every patient or only for those whose inputs changed (transforms.incremental).
 """
 from __future__ import annotations
 
 import duckdb
 
+from transforms import incremental
 from transforms.settings import Settings
-from transforms.warehouse import run_sql
 
 MODELS = ("core/month_consent.sql", "core/activity_minutes.sql", "core/patient_month_minutes.sql")
 
@@ -22,8 +23,11 @@ def compute_minutes(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
     """Build core.activity_minutes and core.patient_month_minutes; return their totals."""
     methods = ", ".join(sql_literal(m) for m in settings.consent_methods)
     con.execute(f"set variable consent_methods = [{methods}]::varchar[]")
+    fp = incremental.fingerprint(MODELS, sorted(settings.consent_methods))
+    plan = incremental.plan_minutes(con, fp, MODELS)
     for model in MODELS:
-        run_sql(con, model)
+        incremental.materialise(con, model, plan["mode"])
+    incremental.finish_minutes(con, fp, plan)
     activities, patient_months, countable, excluded = con.execute(
         """
         select count(*), count(distinct (patient_id, service_month)),
@@ -42,6 +46,7 @@ def compute_minutes(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
         ).fetchall()
     )
     return {
+        "build": {"mode": plan["mode"], "reason": plan["reason"], "patients": plan["patients"]},
         "activities": int(activities),
         "patient_months": int(patient_months),
         "countable_minutes": int(countable),

@@ -1,0 +1,165 @@
+"""Incremental core builds (transforms/incremental.py): a night recomputes only the
+patients whose inputs changed, and the tables are exactly what a full rebuild
+gives. Every test ends by rebuilding everything and comparing."""
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import yaml
+
+from core_fixtures import Practice, settings_with
+from transforms.contract import LOAD_ORDER
+from transforms.minutes import compute_minutes
+from transforms.rules import RULES_DIR
+from transforms.warehouse import run_sql
+
+CORE_TABLES = ("month_consent", "activity_minutes", "patient_month_minutes", "eligibility", "code_choice",
+               "patient_month", "code_lines")
+MARCH, APRIL = "2025-03", "2025-04"
+
+
+@pytest.fixture
+def practice(tmp_path) -> Practice:
+    p = Practice(tmp_path / "warehouse.duckdb").team()
+    p.enrolled("P1")
+    p.enrolled("P2")
+    p.log("P1", "RN", MARCH, 25)
+    p.log("P2", "RN", MARCH, 15)
+    return p
+
+
+def snapshot(p: Practice) -> dict[str, list[tuple]]:
+    return {t: sorted(p.con.execute(f"select * from core.{t}").fetchall(), key=repr) for t in CORE_TABLES}
+
+
+def assert_same_as_full_rebuild(p: Practice, as_of: str = "2026-06-30") -> None:
+    incremental = snapshot(p)
+    p.con.execute("delete from core.build_state")
+    minutes, codes = p.run(as_of)
+    assert minutes["build"]["mode"] == codes["build"]["mode"] == "full"
+    assert snapshot(p) == incremental
+
+
+def test_first_build_is_full_and_a_night_without_changes_recomputes_nobody(practice):
+    minutes, codes = practice.run()
+    assert minutes["build"] == {"mode": "full", "reason": "first build", "patients": 2}
+    assert codes["build"] == {"mode": "full", "reason": "first build", "patients": 2}
+    minutes, codes = practice.run()
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patients": 0}
+    assert codes["build"]["patients"] == 0
+    assert practice.con.execute("select count(*) from core.build_scope").fetchone()[0] == 0
+    assert_same_as_full_rebuild(practice)
+
+
+def test_a_new_drop_recomputes_only_its_patients(practice):
+    practice.run()
+    practice.drop = "2026-03-02"
+    practice.log("P2", "RN", MARCH, 10)  # P2: 15 + 10 = 25 minutes, not yet 99490
+    practice.log("P2", "MA", MARCH, 5, day=12)  # now 30 minutes
+    minutes, codes = practice.run()
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patients": 1}
+    assert codes["build"] == {"mode": "incremental", "reason": None, "patients": 1}
+    assert practice.month("P2", MARCH)["countable_minutes"] == 30
+    assert practice.month("P2", MARCH)["billed_codes"] == "99490"
+    assert practice.month("P1", MARCH)["countable_minutes"] == 25
+    assert_same_as_full_rebuild(practice)
+
+
+def test_an_activity_moved_to_another_patient_leaves_the_first_one(practice):
+    moved = practice.log("P1", "RN", MARCH, 20, day=11)  # P1: 45 minutes
+    practice.run()
+    assert practice.month("P1", MARCH)["countable_minutes"] == 45
+    practice.drop = "2026-03-02"  # the EHR corrects the chart: the same activity was P2's
+    practice.activity("P2", "RN", f"{MARCH}-11 10:00:00", 20, activity_id=moved)
+    minutes, _ = practice.run()
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patients": 2}
+    assert practice.month("P1", MARCH)["countable_minutes"] == 25
+    assert practice.month("P2", MARCH)["countable_minutes"] == 35
+    assert_same_as_full_rebuild(practice)
+
+
+def test_a_changed_documentation_hold_recomputes_its_patient(practice):
+    held = practice.log("P1", "RN", MARCH, 10, day=12)
+    practice.run()
+    assert practice.month("P1", MARCH)["countable_minutes"] == 35
+    practice.hold(held, 10)  # the validate stage held the note; no new drop
+    minutes, _ = practice.run()
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patients": 1}
+    assert practice.month("P1", MARCH)["countable_minutes"] == 25
+    assert practice.month("P1", MARCH)["excluded_held_documentation"] == 10
+    practice.con.execute("delete from quality.activity_holds")  # the note was amended
+    minutes, _ = practice.run()
+    assert minutes["build"]["patients"] == 1
+    assert practice.month("P1", MARCH)["countable_minutes"] == 35
+    assert_same_as_full_rebuild(practice)
+
+
+def test_a_staff_role_change_rebuilds_everyone(practice):
+    practice.run()
+    practice.drop = "2026-03-02"
+    practice.insert("staff", staff_id="RN", full_name="RN name", role="front_desk", npi=None)
+    minutes, codes = practice.run()
+    assert minutes["build"] == {"mode": "full", "reason": "staff roles or NPIs changed", "patients": 2}
+    assert codes["build"]["mode"] == "full"
+    assert practice.month("P1", MARCH)["countable_minutes"] == 0
+    assert_same_as_full_rebuild(practice)
+
+
+def test_a_staff_name_change_alone_stays_incremental(practice):
+    practice.run()
+    practice.drop = "2026-03-02"
+    practice.insert("staff", staff_id="RN", full_name="Renamed", role="rn", npi=None)
+    minutes, _ = practice.run()
+    assert minutes["build"]["mode"] == "incremental"
+
+
+def test_months_close_for_patients_nobody_touched_when_as_of_moves(practice):
+    practice.log("P1", "RN", APRIL, 25)
+    practice.run(as_of="2025-04-20")
+    assert practice.month("P1", APRIL)["month_closed"] is False
+    assert practice.month("P1", APRIL)["is_open_month"] is True
+    assert {ln["month_closed"] for ln in practice.lines("P1", APRIL)} == {False}
+    minutes, codes = practice.run(as_of="2025-05-10")  # no new data: only the calendar moved
+    assert codes["build"] == {"mode": "incremental", "reason": None, "patients": 0}
+    month = practice.month("P1", APRIL)
+    assert (month["month_closed"], month["is_open_month"], month["as_of"]) == (True, False, date(2025, 5, 10))
+    assert {ln["month_closed"] for ln in practice.lines("P1", APRIL)} == {True}
+    assert codes["billed_closed"] == 2  # P1 March and April
+    assert_same_as_full_rebuild(practice, as_of="2025-05-10")
+
+
+def test_a_new_fee_schedule_recomputes_every_month(tmp_path):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    raw = yaml.safe_load((RULES_DIR / "2025.yaml").read_text())
+    (folder / "2025.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    p = Practice(tmp_path / "w.duckdb", settings=settings_with(rules_dir=folder)).team()
+    p.enrolled("P1")
+    p.log("P1", "RN", MARCH, 25)
+    p.run()
+    before = p.month("P1", MARCH)["expected_payment"]
+    raw["fees"]["99490"] = float(before) + 1  # next year's amounts are a data change
+    (folder / "2025.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    _, codes = p.run()
+    assert codes["build"]["mode"] == "full"
+    assert codes["build"]["reason"] == "model SQL, rules or settings changed"
+    assert p.month("P1", MARCH)["expected_payment"] == before + Decimal("1.00")
+    assert_same_as_full_rebuild(p)
+
+
+def test_codes_catch_up_on_every_patient_minutes_touched_since_they_last_ran(practice):
+    practice.run()
+    practice.drop = "2026-03-02"
+    practice.log("P1", "RN", MARCH, 5, day=20)
+    for table in LOAD_ORDER:
+        run_sql(practice.con, f"staging/{table}.sql")
+    compute_minutes(practice.con, practice.settings)  # the codes stage of that night failed
+    practice.drop = "2026-03-03"
+    practice.log("P2", "RN", MARCH, 5, day=21)
+    minutes, codes = practice.run()
+    assert minutes["build"]["patients"] == 2  # P1 still waiting for codes, P2 new
+    assert codes["build"]["patients"] == 2
+    assert practice.month("P1", MARCH)["countable_minutes"] == 30
+    assert_same_as_full_rebuild(practice)

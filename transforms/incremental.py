@@ -1,0 +1,165 @@
+"""Incremental core builds: a night recomputes only the patients whose inputs changed.
+
+Every core model relates rows of one patient only (minutes, consent,
+eligibility, codes), except for what is global: the staff table, the rules of
+each year, the practice's settings and the model SQL itself. So:
+
+* The minutes stage works out which patients changed since its last build
+  (sql/core/_touched_patients.sql: rows of drops stored since, patients an
+  id-keyed row moved away from, changed documentation holds) and adds them to
+  core.build_scope. It rebuilds everything instead when it has never built,
+  when its fingerprint (model SQL, consent methods) changed, or when a staff
+  member's role or NPI changed (core.staff_applied).
+* The codes stage recomputes the patients in core.build_scope and then empties
+  it, or everything when the minutes stage did a full build since, or its own
+  fingerprint (model SQL, published rules, billing-provider map, grace days,
+  date-of-service rule) changed. Months that closed because as_of moved are
+  refreshed for every row (sql/core/as_of_refresh.sql).
+
+A model file starts its statement with `create or replace table core.<name> as`
+and filters its patient-level sources by core.build_scope. A full build fills
+the scope with every patient and runs the file as written; an incremental build
+deletes the scope's rows and inserts the model's rows for them instead. Either
+way the result is the same table: tests/test_incremental.py checks that night
+by night against a full rebuild.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timezone
+
+import duckdb
+
+from transforms.warehouse import run_sql, sql_text, table_exists
+
+_HEADER = re.compile(r"^create or replace table (core\.\w+) as$", re.MULTILINE)
+
+
+def fingerprint(models: tuple[str, ...], *parts: object) -> str:
+    digest = hashlib.sha256()
+    for model in models:
+        digest.update(sql_text(model).encode("utf-8"))
+    for part in parts:
+        digest.update(repr(part).encode("utf-8"))
+    return digest.hexdigest()
+
+
+RAW_TABLES = ("patients", "staff", "conditions", "consents", "care_plans", "encounters", "activities")
+
+
+def raw_signature(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """`table:drop:rows` for every drop in raw. Raw is append-only and a drop is
+    stored whole or not at all, so a drop whose entry is new since the last
+    build holds rows that build has not seen."""
+    union = " union all ".join(
+        f"select '{t}' as t, _drop, count(*) as n from raw.{t} group by _drop" for t in RAW_TABLES)
+    return [f"{t}:{d}:{n}" for t, d, n in con.execute(f"select * from ({union}) order by 1, 2").fetchall()]
+
+
+def _state(con: duckdb.DuckDBPyConnection, stage: str) -> tuple[str, list[str], bool] | None:
+    row = con.execute("select fingerprint, built_drops, full_pending from core.build_state where stage = ?",
+                      [stage]).fetchone()
+    return (row[0], list(row[1]), bool(row[2])) if row else None
+
+
+def _save_state(con: duckdb.DuckDBPyConnection, stage: str, fp: str, drops: list[str], full_pending: bool) -> None:
+    con.execute("insert or replace into core.build_state values (?, ?, ?, ?, ?)",
+                [stage, fp, drops, full_pending, datetime.now(timezone.utc)])
+
+
+def _fill_scope_with_everyone(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("delete from core.build_scope")
+    con.execute("insert into core.build_scope select distinct patient_id from staging.activity_versions "
+                "where patient_id is not null")
+
+
+def plan_minutes(con: duckdb.DuckDBPyConnection, fp: str, models: tuple[str, ...]) -> dict:
+    """Decide full or incremental for the minutes stage and fill core.build_scope."""
+    run_sql(con, "core/_build_state.sql")
+    drops = raw_signature(con)
+    state = _state(con, "minutes")
+    reason = None
+    if state is None or not all(table_exists(con, "core", _table(m)) for m in models):
+        reason = "first build"
+    elif state[0] != fp:
+        reason = "model SQL or settings changed"
+    else:
+        new = set(drops) - set(state[1])
+        con.execute("set variable new_drops = ?::varchar[]", [sorted({e.split(":", 1)[1].rsplit(":", 1)[0] for e in new})])
+        if con.execute("""
+                select count(*) from (
+                    (select staff_id, role_class, npi from staging.staff
+                     except all select staff_id, role_class, npi from core.staff_applied)
+                    union all
+                    (select staff_id, role_class, npi from core.staff_applied
+                     except all select staff_id, role_class, npi from staging.staff))""").fetchone()[0]:
+            reason = "staff roles or NPIs changed"
+    if reason:
+        _fill_scope_with_everyone(con)
+        return {"mode": "full", "reason": reason, "patients": _scope_size(con), "drops": drops}
+    run_sql(con, "core/_touched_patients.sql")
+    con.execute("insert or ignore into core.build_scope select patient_id from touched_patients "
+                "where patient_id is not null")
+    return {"mode": "incremental", "reason": None, "patients": _scope_size(con), "drops": drops}
+
+
+def finish_minutes(con: duckdb.DuckDBPyConnection, fp: str, plan: dict) -> None:
+    """Remember what this build saw; a full minutes build makes the next codes build full too."""
+    con.execute("delete from core.staff_applied")
+    con.execute("insert into core.staff_applied select staff_id, role_class, npi from staging.staff")
+    con.execute("delete from core.holds_applied")
+    con.execute("insert into core.holds_applied select activity_id, sum(greatest(held_minutes, 0))::integer "
+                "from quality.activity_holds group by activity_id")
+    codes = _state(con, "codes")
+    if plan["mode"] == "full" and codes is not None:
+        _save_state(con, "codes", codes[0], codes[1], True)
+    _save_state(con, "minutes", fp, plan["drops"], False)
+
+
+def plan_codes(con: duckdb.DuckDBPyConnection, fp: str, models: tuple[str, ...]) -> dict:
+    run_sql(con, "core/_build_state.sql")
+    state = _state(con, "codes")
+    reason = None
+    if state is None or not all(table_exists(con, "core", _table(m)) for m in models):
+        reason = "first build"
+    elif state[0] != fp:
+        reason = "model SQL, rules or settings changed"
+    elif state[2]:
+        reason = "minutes were rebuilt in full"
+    if reason:
+        _fill_scope_with_everyone(con)
+        return {"mode": "full", "reason": reason, "patients": _scope_size(con)}
+    return {"mode": "incremental", "reason": None, "patients": _scope_size(con)}
+
+
+def finish_codes(con: duckdb.DuckDBPyConnection, fp: str) -> None:
+    con.execute("delete from core.build_scope")
+    _save_state(con, "codes", fp, [], False)
+
+
+def materialise(con: duckdb.DuckDBPyConnection, model: str, mode: str) -> None:
+    """Run one model file: as written (full), or replacing only the scope's patients."""
+    text = sql_text(model)
+    if mode == "full":
+        con.execute(text)
+        return
+    headers = _HEADER.findall(text)
+    if len(headers) != 1:
+        raise ValueError(f"sql/{model}: an incremental model needs exactly one "
+                         f"'create or replace table core.<name> as' line")
+    table = headers[0]
+    prelude, query = _HEADER.split(text, maxsplit=1)[0], _HEADER.split(text, maxsplit=1)[2]
+    if any(ln.strip() and not ln.lstrip().startswith("--") for ln in prelude.splitlines()):
+        con.execute(prelude)
+    con.execute(f"delete from {table} where patient_id in (select patient_id from core.build_scope)")
+    con.execute(f"insert into {table} {query}")
+
+
+def _table(model: str) -> str:
+    headers = _HEADER.findall(sql_text(model))
+    return headers[0].split(".", 1)[1] if headers else model.rsplit("/", 1)[-1].removesuffix(".sql")
+
+
+def _scope_size(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("select count(*) from core.build_scope").fetchone()[0])
