@@ -72,27 +72,49 @@ candidate_payments as (
         next_threshold_minutes - pool_minutes as minutes_to_next_threshold
     from candidate_thresholds
 ),
-billed_choices as (
+-- The two choices below are grouped arg_max lookups joined back, not window
+-- functions: a window over every candidate sorts all ~25 columns of 7M rows
+-- (10M activities) and took most of this model's time. Booleans rank
+-- true > false > null and a missing payment or gap ranks last, as the
+-- DESC/ASC NULLS LAST orders they replace did; preference is unique per year.
+best_in_group as (
     select
-        *,
-        eligible and qualifies and row_number() over (
-            partition by patient_id, service_month, exclusive_group
-            order by qualifies desc, expected_payment desc nulls last, preference
-        ) = 1 as is_billed
+        patient_id, service_month, exclusive_group,
+        arg_max(code_set, struct_pack(
+            q := case when qualifies then 2 when not qualifies then 1 else 0 end,
+            pay := coalesce(expected_payment, -1),
+            pref := -preference
+        )) as best_code_set
     from candidate_payments
+    group by all
+),
+billed_choices as (
+    select c.*, c.eligible and c.qualifies and c.code_set = b.best_code_set as is_billed
+    from candidate_payments c
+    join best_in_group b using (patient_id, service_month, exclusive_group)
+),
+ladders as (
+    -- the ladder shown as progress: the billed set; else, among priced sets the
+    -- patient's conditions and care plan fit, the one that would bill (ineligible
+    -- month), else the one closest to its next threshold
+    select
+        patient_id, service_month,
+        arg_max(code_set, struct_pack(
+            billed := case when is_billed then 2 when not is_billed then 1 else 0 end,
+            fits := case when fits_conditions and fits_care_plan then 2
+                         when not (fits_conditions and fits_care_plan) then 1 else 0 end,
+            priced := case when base_fee is not null then 1 else 0 end,
+            pay := coalesce(expected_payment, -1),
+            gap := -coalesce(minutes_to_next_threshold, 2147483647),
+            pref := -preference
+        )) as ladder_code_set
+    from billed_choices
+    group by all
 ),
 progress_ladders as (
-    select
-        *,
-        -- the ladder shown as progress: the billed set; else, among priced sets the
-        -- patient's conditions and care plan fit, the one that would bill (ineligible
-        -- month), else the one closest to its next threshold
-        row_number() over (
-            partition by patient_id, service_month
-            order by is_billed desc, fits_conditions and fits_care_plan desc, base_fee is not null desc,
-                     expected_payment desc nulls last, minutes_to_next_threshold nulls last, preference
-        ) = 1 as is_progress_ladder
-    from billed_choices
+    select c.*, c.code_set = l.ladder_code_set as is_progress_ladder
+    from billed_choices c
+    join ladders l using (patient_id, service_month)
 ),
 threshold_dates as (
     -- the local date the pool first reached the base threshold (date of service 'threshold_met')
