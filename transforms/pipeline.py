@@ -237,6 +237,9 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  expectation suite failed: {failed}")
         if v.get("data_docs_index"):
             lines.append(f"  data docs: {v['data_docs_index']}")
+    if (m := summary.get("minutes")) and (build := m.get("build")):
+        how = f"full rebuild ({build['reason']})" if build["mode"] == "full" else "incremental"
+        lines.append(f"  minutes and codes: {how}, {build['patients']} patients recomputed")
     if c := summary.get("codes"):
         lines.append(f"  patient-months: {c['patient_months']}, eligible {c['eligible']}, "
                      f"billable in closed months {c['billed_closed']}")
