@@ -19,16 +19,19 @@ Data Docs. `validate_table` checks one frame, e.g. a landing file, on its own.
 from __future__ import annotations
 
 import logging
+import math
+import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import duckdb
 
 from transforms.contract import LOAD_ORDER, TABLES
-from transforms.gx_suites import ExpectationOutcome, run_suites
+from transforms.gx_suites import ExpectationOutcome, partition_columns, run_suites
 from transforms.settings import Settings, load_settings
 from transforms.warehouse import run_sql, sql_text
 
@@ -40,6 +43,12 @@ log = logging.getLogger(__name__)
 # The rules, in the order their files are unioned; each is sql/quality/flag_<code>.sql.
 FLAG_CODES = ("vague", "late", "documented_before_activity", "implausible_duration", "overlap", "future_dated")
 SEVERITIES = ("hold", "warn")
+
+# GX validates a table's new rows in chunks of at most this many rows (pandas
+# frames are several times the size of the rows in DuckDB); CCM_VALIDATE_CHUNK_ROWS
+# sets another size.
+CHUNK_ROWS = 500_000
+CHUNK_ROWS_ENV = "CCM_VALIDATE_CHUNK_ROWS"
 
 
 @dataclass(frozen=True)
@@ -78,19 +87,37 @@ def check_documentation(
     drops: list[str],
     as_of: date,
     data_docs_dir: Path,
+    chunk_rows: int | None = None,
 ) -> dict:
     """Flag and hold the activities of `drops`, validate their tables, write Data Docs.
 
     Runs after ingest and staging. Writes inside the caller's transaction when
     one is open, else in its own. Idempotent: rerunning the same drops restates
     the same flags, never duplicates them.
+
+    The suites see only rows not validated before (quality.validated_rows): a
+    reference snapshot repeated by every drop is validated once, then only its
+    new and changed rows. A table's rows go to GX in chunks of at most
+    `chunk_rows` (default CHUNK_ROWS, or CCM_VALIDATE_CHUNK_ROWS), one result
+    per suite. With nothing to validate, GX is not even imported.
     """
     drops = sorted(set(drops))
     data_docs_dir = Path(data_docs_dir)
-    findings = flag_documentation(con, settings, run_id, drops, as_of)
-
-    frames, rows_validated = _suite_frames(con)
-    reports = _validate_frames(frames, settings, run_id, data_docs_dir)
+    chunk_rows = max(1, int(chunk_rows or os.environ.get(CHUNK_ROWS_ENV) or CHUNK_ROWS))
+    _prepare(con, settings, run_id=run_id, drops=drops, as_of=as_of)
+    run_sql(con, "quality/_schema.sql")
+    with _transaction(con):
+        rows_in_drops, rows_to_validate = _select_rows_to_validate(con, drops)
+        # The GX import takes seconds of one core: let it run while DuckDB flags.
+        gx_import = _import_gx_in_background() if any(rows_to_validate.values()) else None
+        findings = flag_documentation(con, settings, run_id, drops, as_of)
+        reports: dict[str, ValidationReport] = {}
+        if gx_import is not None:
+            gx_import.join()
+            batches = {t: _suite_chunks(con, t, n, chunk_rows) for t, n in rows_to_validate.items() if n}
+            reports = _validate_frames(batches, settings, run_id, data_docs_dir)
+        for table in LOAD_ORDER:
+            con.execute(f"drop table if exists quality_validation_rows_{table}")
     for report in reports.values():
         for line in report.errors:
             log.warning("%s", line)
@@ -100,14 +127,16 @@ def check_documentation(
     return {
         "run_id": run_id,
         "drops": drops,
-        "rows_validated": rows_validated,
+        "rows_validated": rows_to_validate,
+        # rows of these drops the suites had validated already (repeats of snapshots)
+        "rows_already_validated": {t: rows_in_drops[t] - rows_to_validate[t] for t in LOAD_ORDER},
         **findings,
         "suites_failed": [
             {"suite": t, "reason": r.errors[0], "failed_expectations": len(r.errors)}
             for t, r in reports.items() if not r.success
         ],
         "suite_warnings": [m for r in reports.values() for m in r.warnings],
-        "data_docs_index": str(data_docs_dir / "index.html"),
+        "data_docs_index": str(data_docs_dir / "index.html") if reports else None,
     }
 
 
@@ -162,21 +191,96 @@ def _findings(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     }
 
 
-def _suite_frames(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, "pd.DataFrame"], dict[str, int]]:
-    """The rows of the drops checked, per table, as the suites see them."""
-    frames: dict[str, pd.DataFrame] = {}
-    rows: dict[str, int] = {}
+def _select_rows_to_validate(con: duckdb.DuckDBPyConnection, drops: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Per table, the rows of `drops` the suite has not validated yet, into the
+    temp table quality_validation_rows_<table>, and remember them as validated
+    (quality.validated_rows; the caller's transaction undoes that if validation
+    fails). Returns the rows the drops hold and those to validate, per table."""
+    seed = _validated_rows_is_new(con)
+    rows_in_drops: dict[str, int] = {}
+    rows_to_validate: dict[str, int] = {}
     for table in LOAD_ORDER:
-        con.execute(
-            f"create or replace temp view validation_source as select * from raw.{table} "
-            "where _drop in (select unnest(getvariable('quality_drops')))"
-        )
-        frame = _to_pandas(con, sql_text(f"quality/suite_frames/{table}.sql"))
-        rows[table] = len(frame)
-        if len(frame):
-            frames[table] = frame
+        con.execute("set variable quality_table = ?", [table])
+        if seed:
+            _table_rows_view(con, table, "quality_validated_drops")
+            run_sql(con, "quality/seed_validated_rows.sql")
+        _table_rows_view(con, table, "quality_drops")
+        rows_in_drops[table] = con.execute("select count(*) from quality_table_rows").fetchall()[0][0]
+        run_sql(con, "quality/validation_rows.sql")
+        run_sql(con, "quality/record_validated_rows.sql")
+        con.execute(f"alter table quality_validation_rows rename to quality_validation_rows_{table}")
+        rows_to_validate[table] = con.execute(
+            f"select count(*) from quality_validation_rows_{table}").fetchall()[0][0]
+    con.execute("drop view if exists quality_table_rows")
+    return rows_in_drops, rows_to_validate
+
+
+def _validated_rows_is_new(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when quality.validated_rows is empty although drops were validated
+    (by a version before it existed): their rows are then counted as validated.
+    Sets quality_validated_drops to those drops."""
+    if con.execute("select count(*) from (select 1 from quality.validated_rows limit 1)").fetchall()[0][0]:
+        return False
+    if not con.execute("select count(*) from information_schema.tables "
+                       "where table_schema = 'quality' and table_name = 'validated_drops'").fetchall()[0][0]:
+        return False
+    validated = [d for (d,) in con.execute(
+        "select drop_name from quality.validated_drops "
+        "where drop_name not in (select unnest(getvariable('quality_drops')))").fetchall()]
+    con.execute("set variable quality_validated_drops = ?::varchar[]", [validated])
+    return bool(validated)
+
+
+def _table_rows_view(con: duckdb.DuckDBPyConnection, table: str, drops_variable: str) -> None:
+    """quality_table_rows: raw.<table> in the drops of a variable, with _key_hash:
+    the drop and the columns the suite's uniqueness expectations share (else the
+    table's key), normalised at least as much as the suite frames normalise them
+    (trimmed, upper case, dots out, empty = null), so rows the suite could find
+    repeated share a _key_hash."""
+    raw_columns = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?",
+        [table]).fetchall()}
+    columns = [c for c in (partition_columns(table) or ()) if c != "_drop"]
+    if not columns or not set(columns) <= raw_columns:
+        columns = [c for c in TABLES[table].key if c in raw_columns]
+    key = ", ".join(f"coalesce(upper(replace(trim({c}::varchar), '.', '')), '')" for c in columns) or "''"
+    con.execute(
+        f"create or replace temp view quality_table_rows as select *, hash(_drop, {key}) as _key_hash "
+        f"from raw.{table} where _drop in (select unnest(getvariable('{drops_variable}')))"
+    )
+
+
+def _suite_chunks(con: duckdb.DuckDBPyConnection, table: str, rows: int, chunk_rows: int) -> Iterator["pd.DataFrame"]:
+    """The suite frames (sql/quality/suite_frames/<table>.sql) of the rows to
+    validate, in chunks of about `chunk_rows`, fetched one at a time. Chunks are
+    ranges of _key_hash, so rows the suite's uniqueness expectation compares are
+    in one chunk; a suite that needs all rows at once (partition_columns None) is
+    one chunk whatever its size."""
+    chunks = math.ceil(rows / chunk_rows) if partition_columns(table) is not None else 1
+    source = f"quality_validation_rows_{table}"
+    if chunks > 2:  # sorted by _key_hash, each chunk's range reads only its own row groups
+        con.execute(f"create temp table {source}_sorted as select * from {source} order by _key_hash")
+        con.execute(f"drop table {source}")
+        con.execute(f"alter table {source}_sorted rename to {source}")
+    query = sql_text(f"quality/suite_frames/{table}.sql")
+    for i in range(chunks):
+        low, high = (2**64 * i) // chunks, (2**64 * (i + 1)) // chunks
+        where = f"_key_hash >= {low}::ubigint" + (f" and _key_hash < {high}::ubigint" if i < chunks - 1 else "")
+        con.execute(f"create or replace temp view validation_source as select * from {source} where {where}")
+        yield _to_pandas(con, f"select * from (\n{query}\n) order by _drop, _row_number")
     con.execute("drop view if exists validation_source")
-    return frames, rows
+
+
+def _import_gx_in_background() -> threading.Thread:
+    def load() -> None:
+        try:
+            import great_expectations  # noqa: F401
+        except Exception:  # noqa: BLE001 - run_suites imports it again and reports the error
+            pass
+
+    thread = threading.Thread(target=load, name="import-great-expectations", daemon=True)
+    thread.start()
+    return thread
 
 
 # ---------------------------------------------------------------- one frame
@@ -227,15 +331,15 @@ def validate_table(table: str, frame: "pd.DataFrame", settings: Settings | None 
     return ValidationReport(table, report.rows, not any(f.fails_suite for f in failures), failures)
 
 
-def _validate_frames(frames: dict[str, "pd.DataFrame"], settings: Settings, run_name: str,
+def _validate_frames(frames: "dict[str, pd.DataFrame | Iterable[pd.DataFrame]]", settings: Settings, run_name: str,
                      data_docs_dir: Path | None) -> dict[str, ValidationReport]:
-    outcomes = run_suites(frames, suite_parameters(settings), run_name, data_docs_dir)
+    results = run_suites(frames, suite_parameters(settings), run_name, data_docs_dir)
     reports = {}
-    for table, results in outcomes.items():
-        failures = sorted((o for o in results if not o.success), key=lambda o: not o.fails_suite)
+    for table, result in results.items():
+        failures = sorted((o for o in result.outcomes if not o.success), key=lambda o: not o.fails_suite)
         reports[table] = ValidationReport(
             table=table,
-            rows=len(frames[table]),
+            rows=result.rows,
             success=not any(o.fails_suite for o in failures),
             failures=tuple(failures),
         )
