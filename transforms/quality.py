@@ -60,6 +60,7 @@ class ValidationReport:
     rows: int
     success: bool
     failures: tuple[ExpectationOutcome, ...]  # failed expectations, structure first
+    chunks: int = 1  # GX validations the rows took (merged into this one report)
 
     @property
     def errors(self) -> list[str]:
@@ -103,17 +104,19 @@ def check_documentation(
     """
     drops = sorted(set(drops))
     data_docs_dir = Path(data_docs_dir)
+    # The GX import takes seconds of one core: start it now, to run while DuckDB
+    # selects the rows and raises the flags; waited for only if anything is new.
+    gx_import = _import_gx_in_background() if drops else None
     chunk_rows = max(1, int(chunk_rows or os.environ.get(CHUNK_ROWS_ENV) or CHUNK_ROWS))
     _prepare(con, settings, run_id=run_id, drops=drops, as_of=as_of)
     run_sql(con, "quality/_schema.sql")
     with _transaction(con):
         rows_in_drops, rows_to_validate = _select_rows_to_validate(con, drops)
-        # The GX import takes seconds of one core: let it run while DuckDB flags.
-        gx_import = _import_gx_in_background() if any(rows_to_validate.values()) else None
         findings = flag_documentation(con, settings, run_id, drops, as_of)
         reports: dict[str, ValidationReport] = {}
-        if gx_import is not None:
-            gx_import.join()
+        if any(rows_to_validate.values()):
+            if gx_import is not None:
+                gx_import.join()
             batches = {t: _suite_chunks(con, t, n, chunk_rows) for t, n in rows_to_validate.items() if n}
             reports = _validate_frames(batches, settings, run_id, data_docs_dir)
         for table in LOAD_ORDER:
@@ -131,6 +134,7 @@ def check_documentation(
         # rows of these drops the suites had validated already (repeats of snapshots)
         "rows_already_validated": {t: rows_in_drops[t] - rows_to_validate[t] for t in LOAD_ORDER},
         **findings,
+        "gx_batches": {t: r.chunks for t, r in reports.items()},
         "suites_failed": [
             {"suite": t, "reason": r.errors[0], "failed_expectations": len(r.errors)}
             for t, r in reports.items() if not r.success
@@ -208,6 +212,7 @@ def _select_rows_to_validate(con: duckdb.DuckDBPyConnection, drops: list[str]) -
         rows_in_drops[table] = con.execute("select count(*) from quality_table_rows").fetchall()[0][0]
         run_sql(con, "quality/validation_rows.sql")
         run_sql(con, "quality/record_validated_rows.sql")
+        con.execute(f"drop table if exists quality_validation_rows_{table}")
         con.execute(f"alter table quality_validation_rows rename to quality_validation_rows_{table}")
         rows_to_validate[table] = con.execute(
             f"select count(*) from quality_validation_rows_{table}").fetchall()[0][0]
@@ -267,7 +272,9 @@ def _suite_chunks(con: duckdb.DuckDBPyConnection, table: str, rows: int, chunk_r
         low, high = (2**64 * i) // chunks, (2**64 * (i + 1)) // chunks
         where = f"_key_hash >= {low}::ubigint" + (f" and _key_hash < {high}::ubigint" if i < chunks - 1 else "")
         con.execute(f"create or replace temp view validation_source as select * from {source} where {where}")
-        yield _to_pandas(con, f"select * from (\n{query}\n) order by _drop, _row_number")
+        frame = _to_pandas(con, f"select * from (\n{query}\n) order by _drop, _row_number")
+        if len(frame):
+            yield frame
     con.execute("drop view if exists validation_source")
 
 
@@ -342,6 +349,7 @@ def _validate_frames(frames: "dict[str, pd.DataFrame | Iterable[pd.DataFrame]]",
             rows=result.rows,
             success=not any(o.fails_suite for o in failures),
             failures=tuple(failures),
+            chunks=result.chunks,
         )
     return reports
 
