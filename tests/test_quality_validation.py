@@ -75,9 +75,9 @@ def test_chunked_and_single_batch_validation_give_the_same_outcomes(con, tmp_pat
         quality._prepare(con, SETTINGS, run_id="r", drops=[D1], as_of=AS_OF)
         quality.run_sql(con, "quality/_schema.sql")
         con.execute("delete from quality.validated_rows")
-        _, rows = quality._select_rows_to_validate(con, [D1])
-        reports = quality._validate_frames({"activities": quality._suite_chunks(con, "activities", rows["activities"],
-                                                                                chunk_rows)}, SETTINGS, "r", None)
+        quality._select_rows_to_validate(con, [D1])
+        chunks = quality._suite_chunks(con, "activities", chunk_rows)
+        reports = quality._validate_frames({"activities": chunks}, SETTINGS, "r", None)
         report = reports["activities"]
         return report.chunks, report.rows, report.success, sorted(
             (f.expectation, f.column, f.severity, f.success, f.unexpected_count, f.element_count)

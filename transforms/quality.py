@@ -111,16 +111,17 @@ def check_documentation(
     _prepare(con, settings, run_id=run_id, drops=drops, as_of=as_of)
     run_sql(con, "quality/_schema.sql")
     with _transaction(con):
-        rows_in_drops, rows_to_validate = _select_rows_to_validate(con, drops)
+        rows_in_drops, new_rows = _select_rows_to_validate(con, drops)
         findings = flag_documentation(con, settings, run_id, drops, as_of)
         reports: dict[str, ValidationReport] = {}
-        if any(rows_to_validate.values()):
+        if any(new_rows.values()):
             if gx_import is not None:
                 gx_import.join()
-            batches = {t: _suite_chunks(con, t, n, chunk_rows) for t, n in rows_to_validate.items() if n}
+            batches = {t: _suite_chunks(con, t, chunk_rows) for t, n in new_rows.items() if n}
             reports = _validate_frames(batches, settings, run_id, data_docs_dir)
         for table in LOAD_ORDER:
-            con.execute(f"drop table if exists quality_validation_rows_{table}")
+            con.execute(f"drop table if exists quality_validation_keys_{table}")
+    rows_validated = {t: reports[t].rows if t in reports else 0 for t in LOAD_ORDER}
     for report in reports.values():
         for line in report.errors:
             log.warning("%s", line)
@@ -130,9 +131,9 @@ def check_documentation(
     return {
         "run_id": run_id,
         "drops": drops,
-        "rows_validated": rows_to_validate,
+        "rows_validated": rows_validated,
         # rows of these drops the suites had validated already (repeats of snapshots)
-        "rows_already_validated": {t: rows_in_drops[t] - rows_to_validate[t] for t in LOAD_ORDER},
+        "rows_already_validated": {t: rows_in_drops[t] - rows_validated[t] for t in LOAD_ORDER},
         **findings,
         "gx_batches": {t: r.chunks for t, r in reports.items()},
         "suites_failed": [
@@ -196,13 +197,13 @@ def _findings(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 
 def _select_rows_to_validate(con: duckdb.DuckDBPyConnection, drops: list[str]) -> tuple[dict[str, int], dict[str, int]]:
-    """Per table, the rows of `drops` the suite has not validated yet, into the
-    temp table quality_validation_rows_<table>, and remember them as validated
+    """Per table, which rows of `drops` the suite has not validated yet, into the
+    temp table quality_validation_keys_<table>, and remember them as validated
     (quality.validated_rows; the caller's transaction undoes that if validation
-    fails). Returns the rows the drops hold and those to validate, per table."""
+    fails). Returns, per table, the rows the drops hold and the distinct new rows."""
     seed = _validated_rows_is_new(con)
     rows_in_drops: dict[str, int] = {}
-    rows_to_validate: dict[str, int] = {}
+    new_rows: dict[str, int] = {}
     for table in LOAD_ORDER:
         con.execute("set variable quality_table = ?", [table])
         if seed:
@@ -212,12 +213,11 @@ def _select_rows_to_validate(con: duckdb.DuckDBPyConnection, drops: list[str]) -
         rows_in_drops[table] = con.execute("select count(*) from quality_table_rows").fetchall()[0][0]
         run_sql(con, "quality/validation_rows.sql")
         run_sql(con, "quality/record_validated_rows.sql")
-        con.execute(f"drop table if exists quality_validation_rows_{table}")
-        con.execute(f"alter table quality_validation_rows rename to quality_validation_rows_{table}")
-        rows_to_validate[table] = con.execute(
-            f"select count(*) from quality_validation_rows_{table}").fetchall()[0][0]
+        con.execute(f"drop table if exists quality_validation_keys_{table}")
+        con.execute(f"alter table quality_validation_keys rename to quality_validation_keys_{table}")
+        new_rows[table] = con.execute(f"select count(*) from quality_validation_keys_{table}").fetchall()[0][0]
     con.execute("drop view if exists quality_table_rows")
-    return rows_in_drops, rows_to_validate
+    return rows_in_drops, new_rows
 
 
 def _validated_rows_is_new(con: duckdb.DuckDBPyConnection) -> bool:
@@ -255,27 +255,49 @@ def _table_rows_view(con: duckdb.DuckDBPyConnection, table: str, drops_variable:
     )
 
 
-def _suite_chunks(con: duckdb.DuckDBPyConnection, table: str, rows: int, chunk_rows: int) -> Iterator["pd.DataFrame"]:
+def _suite_chunks(con: duckdb.DuckDBPyConnection, table: str, chunk_rows: int) -> Iterator["pd.DataFrame"]:
     """The suite frames (sql/quality/suite_frames/<table>.sql) of the rows to
-    validate, in chunks of about `chunk_rows`, fetched one at a time. Chunks are
-    ranges of _key_hash, so rows the suite's uniqueness expectation compares are
-    in one chunk; a suite that needs all rows at once (partition_columns None) is
-    one chunk whatever its size."""
-    chunks = math.ceil(rows / chunk_rows) if partition_columns(table) is not None else 1
-    source = f"quality_validation_rows_{table}"
-    if chunks > 2:  # sorted by _key_hash, each chunk's range reads only its own row groups
-        con.execute(f"create temp table {source}_sorted as select * from {source} order by _key_hash")
-        con.execute(f"drop table {source}")
-        con.execute(f"alter table {source}_sorted rename to {source}")
+    validate (quality_validation_keys_<table>), in chunks of at most about
+    `chunk_rows`, fetched one at a time. The frames are built once, into a temp
+    table in DuckDB (which spills beyond its memory limit), ordered by a hash of
+    the columns the suite's uniqueness expectations share: chunks are ranges of
+    that hash, so rows the suite compares are in one chunk. A suite that needs
+    all its rows at once (partition_columns None) is one chunk whatever its size."""
+    partition = partition_columns(table)
+    if partition:
+        chunk_hash = "hash(_drop, " + ", ".join(
+            f"coalesce(upper(replace(trim({c}::varchar), '.', '')), '')" for c in partition if c != "_drop") + ")"
+    elif partition == ():
+        chunk_hash = "hash(_drop, _row_number)"
+    else:
+        chunk_hash = "0::ubigint"
+    con.execute("set variable quality_table = ?", [table])
+    _table_rows_view(con, table, "quality_drops")
+    con.execute(
+        "create or replace temp view validation_source as "
+        "select * from (select *, hash(*COLUMNS(lambda c: not starts_with(c, '_'))) as _row_hash "
+        "from quality_table_rows) "
+        f"semi join quality_validation_keys_{table} using (_drop, _row_hash)"
+    )
     query = sql_text(f"quality/suite_frames/{table}.sql")
-    for i in range(chunks):
-        low, high = (2**64 * i) // chunks, (2**64 * (i + 1)) // chunks
-        where = f"_key_hash >= {low}::ubigint" + (f" and _key_hash < {high}::ubigint" if i < chunks - 1 else "")
-        con.execute(f"create or replace temp view validation_source as select * from {source} where {where}")
-        frame = _to_pandas(con, f"select * from (\n{query}\n) order by _drop, _row_number")
-        if len(frame):
-            yield frame
-    con.execute("drop view if exists validation_source")
+    con.execute(
+        f"create or replace temp table quality_suite_rows as "
+        f"select *, {chunk_hash} as _chunk_hash from (\n{query}\n) order by _chunk_hash"
+    )
+    con.execute("drop view validation_source")
+    con.execute("drop view quality_table_rows")
+    try:
+        rows = con.execute("select count(*) from quality_suite_rows").fetchall()[0][0]
+        chunks = max(1, math.ceil(rows / chunk_rows)) if partition is not None else 1
+        for i in range(chunks):
+            low, high = (2**64 * i) // chunks, (2**64 * (i + 1)) // chunks
+            where = f"_chunk_hash >= {low}::ubigint" + (f" and _chunk_hash < {high}::ubigint" if i < chunks - 1 else "")
+            frame = _to_pandas(con, f"select * exclude (_chunk_hash) from quality_suite_rows where {where} "
+                                    "order by _drop, _row_number")
+            if len(frame):
+                yield frame
+    finally:
+        con.execute("drop table if exists quality_suite_rows")
 
 
 def _import_gx_in_background() -> threading.Thread:
