@@ -18,7 +18,8 @@ semi join (
 -- whose name is not a date).
 create or replace temp table quality_run_versions as
 with drop_rows as (
-    select *
+    -- only what the rules read: a full-history run carries millions of these
+    select activity_id, _drop, _row_number, staff_id, status, started_at, duration_minutes, note, documented_at
     from raw.activities
     where _drop in (select unnest(getvariable('quality_drops')))
 ),
