@@ -11,10 +11,15 @@ staging.activities, staging.staff. Tables out:
   quality.flags           one row per finding per activity version (history, never deleted)
   quality.activity_holds  minutes held per activity, from its current version's holds
   quality.staff_scorecard per staff member and service month: entries, flagged shares, held minutes
+  quality.validated_rows  a hash of every distinct row the suites have validated, per table
 
 Flags are computed in DuckDB (sql/quality/flag_<code>.sql, one rule per file);
 GX validates the suites on pandas frames (sql/quality/suite_frames/) and writes
-Data Docs. `validate_table` checks one frame, e.g. a landing file, on its own.
+Data Docs. The suites see only rows they have not validated before (a reference
+snapshot repeated by every drop is validated once; sql/quality/validation_rows.sql),
+in chunks of at most CHUNK_ROWS rows whose results are merged into one per suite,
+so memory stays bounded however many drops one run validates.
+`validate_table` checks one frame, e.g. a landing file, on its own.
 """
 from __future__ import annotations
 
@@ -47,7 +52,7 @@ SEVERITIES = ("hold", "warn")
 # GX validates a table's new rows in chunks of at most this many rows (pandas
 # frames are several times the size of the rows in DuckDB); CCM_VALIDATE_CHUNK_ROWS
 # sets another size.
-CHUNK_ROWS = 500_000
+CHUNK_ROWS = 250_000
 CHUNK_ROWS_ENV = "CCM_VALIDATE_CHUNK_ROWS"
 
 
