@@ -5,7 +5,7 @@
 -- minutes) and the few flagged ones (shares and holds), so that it costs little
 -- more than a scan however long the history.
 create or replace table quality.staff_scorecard as
-with current_activities as (
+with current_activities as not materialized (  -- two cheap scans beat materialising millions of rows
     select activity_id, version_drop, staff_id, service_month, duration_minutes
     from staging.activities
 ),
