@@ -192,3 +192,21 @@ def test_a_failed_validation_leaves_its_rows_to_be_validated_again(con, tmp_path
     monkeypatch.undo()
     summary = validate(con, [D1], tmp_path, run_id="run-2")
     assert summary["rows_validated"]["patients"] == 1
+
+
+def test_chunks_keep_the_rows_a_uniqueness_expectation_compares_together(monkeypatch):
+    from transforms import gx_suites
+
+    def suite(expectations):
+        monkeypatch.setattr(gx_suites, "load_suite", lambda table: {"name": table, "expectations": expectations})
+
+    suite([{"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["_drop", "activity_id"]}},
+           {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "activity_id"}}])
+    assert gx_suites.partition_columns("activities") == ("_drop", "activity_id")
+    suite([{"type": "expect_column_values_to_be_unique", "kwargs": {"column": "activity_id"}},
+           {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["_drop", "activity_id"]}}])
+    assert gx_suites.partition_columns("activities") == ("activity_id",)  # across drops too
+    suite([{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "activity_id"}}])
+    assert gx_suites.partition_columns("activities") == ()
+    suite([{"type": "expect_column_mean_to_be_between", "kwargs": {"column": "duration_minutes"}}])
+    assert gx_suites.partition_columns("activities") is None  # one batch, whatever its size

@@ -79,6 +79,8 @@ _CROSS_ROW = {
     "expect_compound_columns_to_be_unique": lambda kw: list(kw.get("column_list") or []),
     "expect_multicolumn_values_to_be_unique": lambda kw: list(kw.get("column_list") or []),
 }
+# Compare neighbouring rows: only one batch of all rows, in order, can say.
+_WHOLE_SET = {"expect_column_values_to_be_increasing", "expect_column_values_to_be_decreasing"}
 _PER_ROW_PREFIXES = ("expect_column_values_to_", "expect_column_pair_values_", "expect_multicolumn_sum_values_",
                      "expect_select_column_values_to_be_unique_within_record", "expect_column_to_exist")
 
@@ -93,6 +95,8 @@ def partition_columns(table: str) -> tuple[str, ...] | None:
     common: set[str] | None = None
     for expectation in load_suite(table)["expectations"]:
         kind, kwargs = expectation.get("type", ""), expectation.get("kwargs") or {}
+        if kind in _WHOLE_SET:
+            return None
         if kind in _CROSS_ROW:
             columns = {c for c in _CROSS_ROW[kind](kwargs) if c}
             common = columns if common is None else common & columns

@@ -269,9 +269,9 @@ def _suite_chunks(con: duckdb.DuckDBPyConnection, table: str, chunk_rows: int) -
     that hash, so rows the suite compares are in one chunk. A suite that needs
     all its rows at once (partition_columns None) is one chunk whatever its size."""
     partition = partition_columns(table)
-    if partition:
-        chunk_hash = "hash(_drop, " + ", ".join(
-            f"coalesce(upper(replace(trim({c}::varchar), '.', '')), '')" for c in partition if c != "_drop") + ")"
+    if partition:  # e.g. _drop and activity_id: a repeat within a drop is in one chunk
+        chunk_hash = "hash(" + ", ".join(
+            f"coalesce(upper(replace(trim({c}::varchar), '.', '')), '')" for c in partition) + ")"
     elif partition == ():
         chunk_hash = "hash(_drop, _row_number)"
     else:
