@@ -18,7 +18,7 @@ from numbers import Integral
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from transforms.contract import TABLES
 from transforms.paths import EXPECTATIONS_DIR
@@ -70,15 +70,57 @@ def load_suite(table: str) -> dict[str, Any]:
     return suite
 
 
+# Expectation types whose result a chunk can state for its own rows alone: per-row
+# (map) checks, whose counts add up across chunks, and column existence. The
+# row-set checks among them (uniqueness) hold across chunks only when rows that
+# could repeat each other share a chunk: see partition_columns.
+_CROSS_ROW = {
+    "expect_column_values_to_be_unique": lambda kw: [kw.get("column")],
+    "expect_compound_columns_to_be_unique": lambda kw: list(kw.get("column_list") or []),
+    "expect_multicolumn_values_to_be_unique": lambda kw: list(kw.get("column_list") or []),
+}
+# Compare neighbouring rows: only one batch of all rows, in order, can say.
+_WHOLE_SET = {"expect_column_values_to_be_increasing", "expect_column_values_to_be_decreasing"}
+_PER_ROW_PREFIXES = ("expect_column_values_to_", "expect_column_pair_values_", "expect_multicolumn_sum_values_",
+                     "expect_select_column_values_to_be_unique_within_record", "expect_column_to_exist")
+
+
+def partition_columns(table: str) -> tuple[str, ...] | None:
+    """The columns that rows must share to land in one chunk, so that validating
+    a table chunk by chunk and adding up the counts gives what one batch of all
+    rows gives: the columns common to every uniqueness expectation of the suite
+    (rows that repeat each other agree on them); () when it has none. None when
+    the suite has an expectation over the whole row set (a mean, a row count...):
+    then the table is validated as one batch."""
+    common: set[str] | None = None
+    for expectation in load_suite(table)["expectations"]:
+        kind, kwargs = expectation.get("type", ""), expectation.get("kwargs") or {}
+        if kind in _WHOLE_SET:
+            return None
+        if kind in _CROSS_ROW:
+            columns = {c for c in _CROSS_ROW[kind](kwargs) if c}
+            common = columns if common is None else common & columns
+            if not common:
+                return None
+        elif not kind.startswith(_PER_ROW_PREFIXES):
+            return None
+    return tuple(sorted(common)) if common else ()
+
+
 def run_suites(
-    frames: dict[str, "pd.DataFrame"],
+    batches: Mapping[str, "pd.DataFrame | Iterable[pd.DataFrame]"],
     parameters: dict[str, Any],
     run_name: str,
     data_docs_dir: Path | None = None,
-) -> dict[str, list[ExpectationOutcome]]:
-    """Validate each frame against its table's suite; build Data Docs into data_docs_dir.
+) -> dict[str, SuiteResult]:
+    """Validate each table's rows against its suite; build Data Docs into data_docs_dir.
 
-    `parameters` fill the suites' {"$PARAMETER": name} thresholds.
+    A table's rows are one frame, or an iterable of frames (chunks, fetched one at
+    a time so that memory stays bounded): each chunk is one GX validation, and
+    their results are merged into one result per suite, as one batch of all the
+    rows would give (see partition_columns for how chunks must be cut). Data Docs
+    show the merged result. `parameters` fill the suites' {"$PARAMETER": name}
+    thresholds.
     """
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
@@ -86,29 +128,174 @@ def run_suites(
     context = _ephemeral_context(data_docs_dir)
     datasource = context.data_sources.add_pandas("warehouse")
     run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc))
-    outcomes: dict[str, list[ExpectationOutcome]] = {}
-    for table, frame in frames.items():
+    results: dict[str, SuiteResult] = {}
+    for table, chunks in batches.items():
         batch_definition = datasource.add_dataframe_asset(table).add_batch_definition_whole_dataframe(f"{table} rows")
         suite = context.suites.add(gx.ExpectationSuite(**load_suite(table)))
         validation = context.validation_definitions.add(
             gx.ValidationDefinition(name=f"{table} suite", data=batch_definition, suite=suite)
         )
-        result = validation.run(
-            batch_parameters={"dataframe": frame},
-            expectation_parameters=parameters,
-            # No unexpected_index_column_names: GX would build a dict per failing
-            # row (minutes on a 1M-row drop with many failures). Positions are
-            # cheap; messages look the rows up in the frame.
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS},
-            run_id=run_id,
+        merged: list[_MergedResult] = []
+        rows = count = 0
+        last = None
+        for frame in ([chunks] if _is_frame(chunks) else chunks):
+            last = validation.run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=parameters,
+                # No unexpected_index_column_names: GX would build a dict per failing
+                # row (minutes on a 1M-row drop with many failures). Positions are
+                # cheap; messages look the rows up in the frame.
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS},
+                run_id=run_id,
+            )
+            if not merged:
+                merged = [_MergedResult(evr) for evr in last.results]
+            for m, evr in zip(merged, last.results):
+                m.add(evr, frame, table, rows)
+            rows += len(frame)
+            count += 1
+        if last is None:
+            continue
+        if count > 1:
+            _store_merged(context, table, last, merged)
+        results[table] = SuiteResult(
+            outcomes=[_outcome(table, m.evr, m.result(), m.success(), m.where) for m in merged],
+            rows=rows,
+            chunks=count,
         )
-        outcomes[table] = [_outcome(table, r, frame) for r in result.results]
-    if data_docs_dir is not None:
+    if data_docs_dir is not None and results:
         data_docs_dir.mkdir(parents=True, exist_ok=True)
         context.build_data_docs(site_names=[DOCS_SITE])
         _add_offline_contents(data_docs_dir)
         _owner_only(data_docs_dir)
-    return outcomes
+    return results
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    outcomes: list[ExpectationOutcome]
+    rows: int  # rows validated, over all chunks
+    chunks: int  # GX validations run for the suite
+
+
+def _is_frame(value: Any) -> bool:
+    return hasattr(value, "columns") and hasattr(value, "iloc")
+
+
+class _MergedResult:
+    """One expectation's result over all chunks: counts added up, the sample of
+    unexpected values and row positions capped at SAMPLE_ROWS, success decided on
+    the totals (so `mostly` is judged over all rows, not per chunk), the first
+    failing row found in the chunk that held it."""
+
+    COUNTS = ("element_count", "unexpected_count", "missing_count")
+
+    def __init__(self, evr) -> None:
+        self.evr = evr  # the first chunk's: its configuration, and the result keys it has
+        self.first = dict(evr.result or {})
+        self.totals: dict[str, int] | None = {k: 0 for k in self.COUNTS if k in self.first}
+        self.all_succeeded = True
+        self.exception: dict | None = None
+        self.values: list[Any] = []
+        self.positions: list[int] = []
+        self.where = ""
+        self.chunks = 0
+
+    def add(self, evr, frame: "pd.DataFrame", table: str, offset: int) -> None:
+        result = evr.result or {}
+        self.all_succeeded &= bool(evr.success)
+        info = evr.exception_info if isinstance(evr.exception_info, dict) else {}
+        if info.get("raised_exception") and self.exception is None:
+            self.exception = info
+            self.evr = evr
+        if self.totals is not None:
+            if any(result.get(k) is None for k in self.totals):
+                self.totals = None  # not countable in some chunk: success is then every chunk's
+            else:
+                for k in self.totals:
+                    self.totals[k] += int(result[k])
+        if result.get("unexpected_count"):
+            if not self.where:
+                self.where = _first_row(table, result, frame)
+            room = SAMPLE_ROWS - len(self.values)
+            if room > 0:
+                self.values += list(result.get("partial_unexpected_list") or [])[:room]
+                self.positions += [offset + p for p in (result.get("partial_unexpected_index_list") or [])
+                                   if isinstance(p, Integral)][:room]
+        self.chunks += 1
+
+    def success(self) -> bool:
+        if self.chunks == 1:
+            return bool(self.evr.success)  # one batch: GX's own verdict
+        if self.exception is not None:
+            return False
+        if not self.totals or "unexpected_count" not in self.totals or "element_count" not in self.totals:
+            return self.all_succeeded
+        total = self.totals["element_count"]
+        considered = total - self.totals.get("missing_count", 0)
+        if total == 0 or considered == 0:
+            return True  # vacuously, as GX decides
+        mostly = (self.evr.expectation_config.kwargs or {}).get("mostly", 1.0)
+        if not isinstance(mostly, (int, float)):
+            return self.all_succeeded
+        return (considered - self.totals["unexpected_count"]) / considered >= mostly
+
+    def result(self) -> dict:
+        if self.chunks == 1 or self.exception is not None:
+            return dict(self.evr.result or {})
+        merged = dict(self.first)
+        if not self.totals:
+            return merged
+        merged.update(self.totals)
+        total = self.totals.get("element_count", 0)
+        missing = self.totals.get("missing_count", 0)
+        unexpected = self.totals.get("unexpected_count", 0)
+        considered = total - missing
+        for key, value in (
+            ("missing_percent", 100 * missing / total if total else None),
+            ("unexpected_percent", 100 * unexpected / considered if considered else None),
+            ("unexpected_percent_total", 100 * unexpected / total if total else None),
+            ("unexpected_percent_nonmissing", 100 * unexpected / considered if considered else None),
+        ):
+            if key in merged:
+                merged[key] = value
+        if "partial_unexpected_list" in merged:
+            merged["partial_unexpected_list"] = self.values
+        if "partial_unexpected_index_list" in merged:
+            merged["partial_unexpected_index_list"] = self.positions
+        if "partial_unexpected_counts" in merged:
+            counted: dict[str, list] = {}
+            for v in self.values:
+                counted.setdefault(repr(v), [v, 0])[1] += 1
+            merged["partial_unexpected_counts"] = [
+                {"value": v, "count": c} for v, c in sorted(counted.values(), key=lambda vc: -vc[1])
+            ]
+        return merged
+
+
+def _store_merged(context, table: str, last, merged: list[_MergedResult]) -> None:
+    """Data Docs are built from the validation results store: keep one result
+    per suite there, the merged one, in place of one per chunk."""
+    store = context.validation_results_store
+    keys = [k for k in store.list_keys() if k.expectation_suite_identifier.name == table]
+    for m, evr in zip(merged, last.results):
+        evr.success = m.success()
+        evr.result = m.result()
+        if m.exception is not None:
+            evr.exception_info = m.exception
+    successful = sum(1 for evr in last.results if evr.success)
+    evaluated = len(last.results)
+    last.success = successful == evaluated
+    last.statistics.update({
+        "evaluated_expectations": evaluated,
+        "successful_expectations": successful,
+        "unsuccessful_expectations": evaluated - successful,
+        "success_percent": 100 * successful / evaluated if evaluated else None,
+    })
+    for key in keys[1:]:
+        store.remove_key(key)
+    if keys:
+        store.set(keys[0], last)
 
 
 def _add_offline_contents(data_docs_dir: Path) -> None:
@@ -164,7 +351,7 @@ def _owner_only(folder: Path) -> None:
 
 # ---------------------------------------------------------------- messages
 
-def _outcome(table: str, evr, frame: "pd.DataFrame") -> ExpectationOutcome:
+def _outcome(table: str, evr, result: dict, success: bool, where: str) -> ExpectationOutcome:
     cfg = evr.expectation_config
     kwargs = cfg.kwargs or {}
     meta = cfg.meta or {}
@@ -172,27 +359,25 @@ def _outcome(table: str, evr, frame: "pd.DataFrame") -> ExpectationOutcome:
         c for c in kwargs.get("column_list", []) if not c.startswith("_")
     )
     severity = getattr(cfg.severity, "value", str(cfg.severity))
-    result = evr.result or {}
     exception = (evr.exception_info or {}) if isinstance(evr.exception_info, dict) else {}
     if exception.get("raised_exception"):
         reason = str(exception.get("exception_message") or "error").splitlines()[0]
         message = f"{table}.{column}: could not be checked ({reason})"
     else:
-        message = _message(table, column, cfg.type, kwargs, meta, result, frame)
+        message = _message(table, column, cfg.type, kwargs, meta, result, where)
     return ExpectationOutcome(
         table=table,
         column=column,
         expectation=cfg.type,
         severity=severity,
-        success=bool(evr.success),
+        success=success,
         unexpected_count=result.get("unexpected_count"),
         element_count=result.get("element_count"),
         message=message,
     )
 
 
-def _message(table: str, column: str, kind: str, kwargs: dict, meta: dict, result: dict,
-             frame: "pd.DataFrame") -> str:
+def _message(table: str, column: str, kind: str, kwargs: dict, meta: dict, result: dict, where: str) -> str:
     what = meta.get("message") or _default_problem(kind, kwargs)
     line = f"{table}.{column}: {what}"
     count, total = result.get("unexpected_count"), result.get("element_count")
@@ -203,7 +388,6 @@ def _message(table: str, column: str, kind: str, kwargs: dict, meta: dict, resul
     found = _found_values(kind, result)
     if found:
         line += f", found {found}"
-    where = _first_row(table, result, frame)
     if where:
         line += f"; first at {where}"
     return line

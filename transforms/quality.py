@@ -11,24 +11,32 @@ staging.activities, staging.staff. Tables out:
   quality.flags           one row per finding per activity version (history, never deleted)
   quality.activity_holds  minutes held per activity, from its current version's holds
   quality.staff_scorecard per staff member and service month: entries, flagged shares, held minutes
+  quality.validated_rows  a hash of every distinct row the suites have validated, per table
 
 Flags are computed in DuckDB (sql/quality/flag_<code>.sql, one rule per file);
 GX validates the suites on pandas frames (sql/quality/suite_frames/) and writes
-Data Docs. `validate_table` checks one frame, e.g. a landing file, on its own.
+Data Docs. The suites see only rows they have not validated before (a reference
+snapshot repeated by every drop is validated once; sql/quality/validation_rows.sql),
+in chunks of at most CHUNK_ROWS rows whose results are merged into one per suite,
+so memory stays bounded however many drops one run validates.
+`validate_table` checks one frame, e.g. a landing file, on its own.
 """
 from __future__ import annotations
 
 import logging
+import math
+import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import duckdb
 
 from transforms.contract import LOAD_ORDER, TABLES
-from transforms.gx_suites import ExpectationOutcome, run_suites
+from transforms.gx_suites import ExpectationOutcome, partition_columns, run_suites
 from transforms.settings import Settings, load_settings
 from transforms.warehouse import run_sql, sql_text
 
@@ -41,6 +49,12 @@ log = logging.getLogger(__name__)
 FLAG_CODES = ("vague", "late", "documented_before_activity", "implausible_duration", "overlap", "future_dated")
 SEVERITIES = ("hold", "warn")
 
+# GX validates a table's new rows in chunks of at most this many rows (pandas
+# frames are several times the size of the rows in DuckDB); CCM_VALIDATE_CHUNK_ROWS
+# sets another size.
+CHUNK_ROWS = 250_000
+CHUNK_ROWS_ENV = "CCM_VALIDATE_CHUNK_ROWS"
+
 
 @dataclass(frozen=True)
 class ValidationReport:
@@ -51,6 +65,7 @@ class ValidationReport:
     rows: int
     success: bool
     failures: tuple[ExpectationOutcome, ...]  # failed expectations, structure first
+    chunks: int = 1  # GX validations the rows took (merged into this one report)
 
     @property
     def errors(self) -> list[str]:
@@ -78,19 +93,40 @@ def check_documentation(
     drops: list[str],
     as_of: date,
     data_docs_dir: Path,
+    chunk_rows: int | None = None,
 ) -> dict:
     """Flag and hold the activities of `drops`, validate their tables, write Data Docs.
 
     Runs after ingest and staging. Writes inside the caller's transaction when
     one is open, else in its own. Idempotent: rerunning the same drops restates
     the same flags, never duplicates them.
+
+    The suites see only rows not validated before (quality.validated_rows): a
+    reference snapshot repeated by every drop is validated once, then only its
+    new and changed rows. A table's rows go to GX in chunks of at most
+    `chunk_rows` (default CHUNK_ROWS, or CCM_VALIDATE_CHUNK_ROWS), one result
+    per suite. With nothing to validate, GX is not even imported.
     """
     drops = sorted(set(drops))
     data_docs_dir = Path(data_docs_dir)
-    findings = flag_documentation(con, settings, run_id, drops, as_of)
-
-    frames, rows_validated = _suite_frames(con)
-    reports = _validate_frames(frames, settings, run_id, data_docs_dir)
+    # The GX import takes seconds of one core: start it now, to run while DuckDB
+    # selects the rows and raises the flags; waited for only if anything is new.
+    gx_import = _import_gx_in_background() if drops else None
+    chunk_rows = max(1, int(chunk_rows or os.environ.get(CHUNK_ROWS_ENV) or CHUNK_ROWS))
+    _prepare(con, settings, run_id=run_id, drops=drops, as_of=as_of)
+    run_sql(con, "quality/_schema.sql")
+    with _transaction(con):
+        rows_in_drops, new_rows = _select_rows_to_validate(con, drops)
+        findings = flag_documentation(con, settings, run_id, drops, as_of)
+        reports: dict[str, ValidationReport] = {}
+        if any(new_rows.values()):
+            if gx_import is not None:
+                gx_import.join()
+            batches = {t: _suite_chunks(con, t, chunk_rows) for t, n in new_rows.items() if n}
+            reports = _validate_frames(batches, settings, run_id, data_docs_dir)
+        for table in LOAD_ORDER:
+            con.execute(f"drop table if exists quality_validation_keys_{table}")
+    rows_validated = {t: reports[t].rows if t in reports else 0 for t in LOAD_ORDER}
     for report in reports.values():
         for line in report.errors:
             log.warning("%s", line)
@@ -101,13 +137,16 @@ def check_documentation(
         "run_id": run_id,
         "drops": drops,
         "rows_validated": rows_validated,
+        # rows of these drops the suites had validated already (repeats of snapshots)
+        "rows_already_validated": {t: rows_in_drops[t] - rows_validated[t] for t in LOAD_ORDER},
         **findings,
+        "gx_batches": {t: r.chunks for t, r in reports.items()},
         "suites_failed": [
             {"suite": t, "reason": r.errors[0], "failed_expectations": len(r.errors)}
             for t, r in reports.items() if not r.success
         ],
         "suite_warnings": [m for r in reports.values() for m in r.warnings],
-        "data_docs_index": str(data_docs_dir / "index.html"),
+        "data_docs_index": str(data_docs_dir / "index.html") if reports else None,
     }
 
 
@@ -162,21 +201,120 @@ def _findings(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     }
 
 
-def _suite_frames(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, "pd.DataFrame"], dict[str, int]]:
-    """The rows of the drops checked, per table, as the suites see them."""
-    frames: dict[str, pd.DataFrame] = {}
-    rows: dict[str, int] = {}
+def _select_rows_to_validate(con: duckdb.DuckDBPyConnection, drops: list[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """Per table, which rows of `drops` the suite has not validated yet, into the
+    temp table quality_validation_keys_<table>, and remember them as validated
+    (quality.validated_rows; the caller's transaction undoes that if validation
+    fails). Returns, per table, the rows the drops hold and the distinct new rows."""
+    seed = _validated_rows_is_new(con)
+    rows_in_drops: dict[str, int] = {}
+    new_rows: dict[str, int] = {}
     for table in LOAD_ORDER:
-        con.execute(
-            f"create or replace temp view validation_source as select * from raw.{table} "
-            "where _drop in (select unnest(getvariable('quality_drops')))"
-        )
-        frame = _to_pandas(con, sql_text(f"quality/suite_frames/{table}.sql"))
-        rows[table] = len(frame)
-        if len(frame):
-            frames[table] = frame
-    con.execute("drop view if exists validation_source")
-    return frames, rows
+        con.execute("set variable quality_table = ?", [table])
+        if seed:
+            _table_rows_view(con, table, "quality_validated_drops")
+            run_sql(con, "quality/seed_validated_rows.sql")
+        _table_rows_view(con, table, "quality_drops")
+        rows_in_drops[table] = con.execute("select count(*) from quality_table_rows").fetchall()[0][0]
+        run_sql(con, "quality/validation_rows.sql")
+        run_sql(con, "quality/record_validated_rows.sql")
+        con.execute(f"drop table if exists quality_validation_keys_{table}")
+        con.execute(f"alter table quality_validation_keys rename to quality_validation_keys_{table}")
+        new_rows[table] = con.execute(f"select count(*) from quality_validation_keys_{table}").fetchall()[0][0]
+    con.execute("drop view if exists quality_table_rows")
+    return rows_in_drops, new_rows
+
+
+def _validated_rows_is_new(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when quality.validated_rows is empty although drops were validated
+    (by a version before it existed): their rows are then counted as validated.
+    Sets quality_validated_drops to those drops."""
+    if con.execute("select count(*) from (select 1 from quality.validated_rows limit 1)").fetchall()[0][0]:
+        return False
+    if not con.execute("select count(*) from information_schema.tables "
+                       "where table_schema = 'quality' and table_name = 'validated_drops'").fetchall()[0][0]:
+        return False
+    validated = [d for (d,) in con.execute(
+        "select drop_name from quality.validated_drops "
+        "where drop_name not in (select unnest(getvariable('quality_drops')))").fetchall()]
+    con.execute("set variable quality_validated_drops = ?::varchar[]", [validated])
+    return bool(validated)
+
+
+def _table_rows_view(con: duckdb.DuckDBPyConnection, table: str, drops_variable: str) -> None:
+    """quality_table_rows: raw.<table> in the drops of a variable, with _key_hash:
+    the drop and the columns the suite's uniqueness expectations share (else the
+    table's key), normalised at least as much as the suite frames normalise them
+    (trimmed, upper case, dots out, empty = null), so rows the suite could find
+    repeated share a _key_hash."""
+    raw_columns = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ?",
+        [table]).fetchall()}
+    columns = [c for c in (partition_columns(table) or ()) if c != "_drop"]
+    if not columns or not set(columns) <= raw_columns:
+        columns = [c for c in TABLES[table].key if c in raw_columns]
+    key = ", ".join(f"coalesce(upper(replace(trim({c}::varchar), '.', '')), '')" for c in columns) or "''"
+    con.execute(
+        f"create or replace temp view quality_table_rows as select *, hash(_drop, {key}) as _key_hash "
+        f"from raw.{table} where _drop in (select unnest(getvariable('{drops_variable}')))"
+    )
+
+
+def _suite_chunks(con: duckdb.DuckDBPyConnection, table: str, chunk_rows: int) -> Iterator["pd.DataFrame"]:
+    """The suite frames (sql/quality/suite_frames/<table>.sql) of the rows to
+    validate (quality_validation_keys_<table>), in chunks of at most about
+    `chunk_rows`, fetched one at a time. The frames are built once, into a temp
+    table in DuckDB (which spills beyond its memory limit), ordered by a hash of
+    the columns the suite's uniqueness expectations share: chunks are ranges of
+    that hash, so rows the suite compares are in one chunk. A suite that needs
+    all its rows at once (partition_columns None) is one chunk whatever its size."""
+    partition = partition_columns(table)
+    if partition:  # e.g. _drop and activity_id: a repeat within a drop is in one chunk
+        chunk_hash = "hash(" + ", ".join(
+            f"coalesce(upper(replace(trim({c}::varchar), '.', '')), '')" for c in partition) + ")"
+    elif partition == ():
+        chunk_hash = "hash(_drop, _row_number)"
+    else:
+        chunk_hash = "0::ubigint"
+    con.execute("set variable quality_table = ?", [table])
+    _table_rows_view(con, table, "quality_drops")
+    con.execute(
+        "create or replace temp view validation_source as "
+        "select * from (select *, hash(*COLUMNS(lambda c: not starts_with(c, '_'))) as _row_hash "
+        "from quality_table_rows) "
+        f"semi join quality_validation_keys_{table} using (_drop, _row_hash)"
+    )
+    query = sql_text(f"quality/suite_frames/{table}.sql")
+    con.execute(
+        f"create or replace temp table quality_suite_rows as "
+        f"select *, {chunk_hash} as _chunk_hash from (\n{query}\n) order by _chunk_hash"
+    )
+    con.execute("drop view validation_source")
+    con.execute("drop view quality_table_rows")
+    try:
+        rows = con.execute("select count(*) from quality_suite_rows").fetchall()[0][0]
+        chunks = max(1, math.ceil(rows / chunk_rows)) if partition is not None else 1
+        for i in range(chunks):
+            low, high = (2**64 * i) // chunks, (2**64 * (i + 1)) // chunks
+            where = f"_chunk_hash >= {low}::ubigint" + (f" and _chunk_hash < {high}::ubigint" if i < chunks - 1 else "")
+            frame = _to_pandas(con, f"select * exclude (_chunk_hash) from quality_suite_rows where {where} "
+                                    "order by _drop, _row_number")
+            if len(frame):
+                yield frame
+    finally:
+        con.execute("drop table if exists quality_suite_rows")
+
+
+def _import_gx_in_background() -> threading.Thread:
+    def load() -> None:
+        try:
+            import great_expectations  # noqa: F401
+        except Exception:  # noqa: BLE001 - run_suites imports it again and reports the error
+            pass
+
+    thread = threading.Thread(target=load, name="import-great-expectations", daemon=True)
+    thread.start()
+    return thread
 
 
 # ---------------------------------------------------------------- one frame
@@ -227,17 +365,18 @@ def validate_table(table: str, frame: "pd.DataFrame", settings: Settings | None 
     return ValidationReport(table, report.rows, not any(f.fails_suite for f in failures), failures)
 
 
-def _validate_frames(frames: dict[str, "pd.DataFrame"], settings: Settings, run_name: str,
+def _validate_frames(frames: "dict[str, pd.DataFrame | Iterable[pd.DataFrame]]", settings: Settings, run_name: str,
                      data_docs_dir: Path | None) -> dict[str, ValidationReport]:
-    outcomes = run_suites(frames, suite_parameters(settings), run_name, data_docs_dir)
+    results = run_suites(frames, suite_parameters(settings), run_name, data_docs_dir)
     reports = {}
-    for table, results in outcomes.items():
-        failures = sorted((o for o in results if not o.success), key=lambda o: not o.fails_suite)
+    for table, result in results.items():
+        failures = sorted((o for o in result.outcomes if not o.success), key=lambda o: not o.fails_suite)
         reports[table] = ValidationReport(
             table=table,
-            rows=len(frames[table]),
+            rows=result.rows,
             success=not any(o.fails_suite for o in failures),
             failures=tuple(failures),
+            chunks=result.chunks,
         )
     return reports
 

@@ -24,3 +24,15 @@ create table if not exists quality.flags (
 -- first, so that they never depend on this stage having run: add them.
 alter table quality.flags add column if not exists resolved_run_id varchar;
 alter table quality.flags add column if not exists resolved_at timestamptz;
+
+-- quality.validated_rows: every distinct row (a hash of its contract columns)
+-- the suites have validated, per table, with the drop it was first validated in.
+-- Reference tables arrive as full snapshots in every drop and overlapping exports
+-- repeat activities: a row already validated is not validated again, only a new
+-- or changed one (sql/quality/validation_rows.sql). Rows first validated in a
+-- drop being checked again are validated again (a rerun restates its results).
+create table if not exists quality.validated_rows (
+    table_name  varchar not null,
+    row_hash    ubigint not null,
+    drop_name   varchar not null    -- the drop it was first validated in
+);

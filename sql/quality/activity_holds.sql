@@ -4,7 +4,7 @@
 -- the hold; quality.flags keeps the history. The rules engine subtracts
 -- held_minutes from the countable minutes. Rebuilt every run.
 create or replace table quality.activity_holds as
-with current_versions as (
+with current_versions as not materialized (
     select activity_id, version_drop, duration_minutes
     from staging.activity_versions
     where status = 'active'

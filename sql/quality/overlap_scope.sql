@@ -6,14 +6,10 @@
 -- out: they are held whole already, and their times cannot be trusted to hold
 -- someone else's minutes.
 create or replace temp table quality_overlap_scope as
-with run_activity_ids as (
-    select distinct activity_id
-    from quality_run_versions
-),
-touched_versions as (
+with touched_versions as (
+    -- every version of the activities of this run (quality_run_activity_history)
     select staff_id, started_at, started_at + to_minutes(greatest(duration_minutes, 0)) as ended_at
-    from raw.activities
-    semi join run_activity_ids using (activity_id)
+    from quality_run_activity_history
 ),
 touched_span_per_staff as (
     select staff_id, min(started_at) as span_start, max(ended_at) as span_end

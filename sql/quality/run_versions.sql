@@ -1,3 +1,15 @@
+-- quality_run_activity_history: every version, in any drop, of the activities
+-- this run's drops bring: one pass over raw.activities for both the first
+-- documentation below and the overlap scope (overlap_scope.sql).
+create or replace temp table quality_run_activity_history as
+select activity_id, _drop, staff_id, started_at, duration_minutes, documented_at
+from raw.activities
+semi join (
+    select distinct activity_id
+    from raw.activities
+    where _drop in (select unnest(getvariable('quality_drops')))
+) run_activities using (activity_id);
+
 -- quality_run_versions: the activity versions this run brings, one per activity
 -- and drop being checked (a drop that repeats an activity: its later row), with
 -- when the activity ended, when it was first documented (an amendment carries
@@ -6,7 +18,8 @@
 -- whose name is not a date).
 create or replace temp table quality_run_versions as
 with drop_rows as (
-    select *
+    -- only what the rules read: a full-history run carries millions of these
+    select activity_id, _drop, _row_number, staff_id, status, started_at, duration_minutes, note, documented_at
     from raw.activities
     where _drop in (select unnest(getvariable('quality_drops')))
 ),
@@ -18,7 +31,7 @@ version_rows as (
 first_documentation as (
     select v.activity_id, v._drop, min(r.documented_at) as first_documented_at
     from version_rows v
-    join raw.activities r
+    join quality_run_activity_history r
       on r.activity_id = v.activity_id
      and r._drop <= v._drop
     group by v.activity_id, v._drop
