@@ -1,8 +1,13 @@
 """Our own claim edits: what a payer rejects that pyx12's 837P map does not check.
 
-They re-read the rendered X12 text (not the data it was rendered from), so
-they prove the file says what we meant. Any finding aborts the batch before
-anything is written or committed. Messages name the file, the claim and the
+check_interchange/check_batch re-read the rendered X12 text (not the data it
+was rendered from), so they prove the file says what we meant; the claims
+stage runs them on every interchange of a batch up to
+x12_validation.full_max_claims claims, and on the pyx12 sample above that.
+check_claim_lines runs the same edits, plus element checks (X12 character
+set, lengths, formats), vectorised with Polars over the element values every
+claim is rendered from, on every claim of every batch. Any finding aborts the
+batch before it reaches the ledger. Messages name the file, the claim and the
 element, and never carry an MBI, a name or a birth date.
 """
 from __future__ import annotations

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -155,7 +154,8 @@ def write_claim_batch(
     _fault("after_rename")
     _mark_delivered(con, batch_id)
 
-    summary.update(batch.totals, batch_id=batch_id, path=str(final), files=batch.file_count,
+    summary.update({k: batch.totals[k] for k in ("claims", "lines", "units", "charges", "expected_payment")},
+                   batch_id=batch_id, path=str(final), files=batch.file_count,
                    x12_files=sorted(ic.file_name for ic in batch.interchanges))
     log.info("claims: batch %s delivered: %d claims, %d lines, %d units, charges %.2f (pyx12: %s, %d claims)",
              batch_id, summary["claims"], summary["lines"], summary["units"], summary["charges"],
@@ -264,7 +264,7 @@ def _data_problems(con, batch_id: str) -> list[str]:
         f"select {at} || ': no staff member with NPI ' || coalesce(billing_npi, '') "
         "|| ' (the rendering practitioner''s name)' from batch_claims where coalesce(rendering_name, '') = ''",
         # one claim per patient-month, across interchanges (the ledger key is patient_id; this is the MBI)
-        f"""select $1 || '_' || billing_provider_npi || '.x12 claim ' || claim_id
+        """select $1 || '_' || billing_provider_npi || '.x12 claim ' || claim_id
                    || ': the same patient-month is also claim ' || previous || '; one claim per patient-month'
             from (select *, lag(claim_id) over (partition by mbi, service_month order by claim_ordinal) as previous
                   from batch_claims where mbi is not null)
@@ -395,7 +395,7 @@ def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
 
 def _csv_matches_x12(con, csv_path: Path, x12_lines: pl.DataFrame) -> list[str]:
     """claim_lines.csv as written, read back, = the 837P's service lines, line for line."""
-    con.register("x12_service_lines", x12_lines)
+    con.register("x12_service_lines", x12_lines.to_arrow())
     try:
         rows = con.execute(f"""
             with csv_lines as (
@@ -490,7 +490,8 @@ def _audit_sql(con) -> str:
                      f"join core.eligibility e using (patient_id, service_month) "
                      f"qualify row_number() over (partition by b.claim_id) = 1")
     codes = ", ".join(f"'{c}'" for c in INITIATING_VISIT_CODES)
-    return sql_text("billing/audit_packets.sql").format(rules_verdict=rules, initiating_visit_codes=codes)
+    return (sql_text("billing/audit_packets.sql").replace("{rules_verdict}", rules)
+            .replace("{initiating_visit_codes}", codes))
 
 
 def _write_manifest(settings: Settings, batch: Batch, path: Path) -> tuple[str, int]:

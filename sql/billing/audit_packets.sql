@@ -10,25 +10,25 @@ with chunk as (
 ),
 codes as (
     select l.claim_id,
-           list(json_object('cpt_code', l.cpt_code, 'units', l.units, 'minutes', l.minutes,
+           '[' || string_agg(json_object('cpt_code', l.cpt_code, 'units', l.units, 'minutes', l.minutes,
                             'charge_amount', l.charge_amount::varchar,
                             'expected_payment', l.expected_payment::varchar,
-                            'date_of_service', l.date_of_service, 'icd10_codes', l.icd10_codes)
-                order by l.line_number, l.cpt_code) as items
+                            'date_of_service', l.date_of_service, 'icd10_codes', l.icd10_codes)::varchar, ','
+                order by l.line_number, l.cpt_code) || ']' as items
     from chunk b join claimable_lines l using (claim_id)
     group by l.claim_id
 ),
 activities as (
     select b.claim_id,
-           list(json_object('activity_id', am.activity_id, 'date', a.started_at_local::date,
+           '[' || string_agg(json_object('activity_id', am.activity_id, 'date', a.started_at_local::date,
                             'started_at', iso_local(a.started_at_local), 'minutes', am.duration_minutes,
                             'countable_minutes', am.countable_minutes, 'counted_as', am.counted_as,
                             'excluded_minutes', am.excluded_minutes, 'exclusion_reason', am.exclusion_reason,
                             'staff_id', am.staff_id, 'staff_name', s.full_name, 'staff_role', s.role,
                             'role_class', coalesce(am.role_class, s.role_class), 'staff_npi', s.npi,
                             'activity_type', a.activity_type, 'face_to_face', a.face_to_face, 'note', a.note,
-                            'documented_at', iso_local(a.documented_at_local))
-                order by a.started_at_local, am.activity_id) as items
+                            'documented_at', iso_local(a.documented_at_local))::varchar, ','
+                order by a.started_at_local, am.activity_id) || ']' as items
     from chunk b
     join core.activity_minutes am using (patient_id, service_month)
     left join staging.activity_versions a using (activity_id)
@@ -37,36 +37,36 @@ activities as (
 ),
 conditions as (
     select b.claim_id,
-           list(json_object('icd10_code', c.icd10_code, 'description', c.description, 'onset_date', c.onset_date,
+           '[' || string_agg(json_object('icd10_code', c.icd10_code, 'description', c.description, 'onset_date', c.onset_date,
                             'resolved_date', c.resolved_date, 'chronic', c.chronic,
-                            'qualifying', list_contains(b.qualifying_codes, c.icd10_code))
-                order by list_contains(b.qualifying_codes, c.icd10_code) desc, c.icd10_code) as items
+                            'qualifying', list_contains(b.qualifying_codes, c.icd10_code))::varchar, ','
+                order by list_contains(b.qualifying_codes, c.icd10_code) desc, c.icd10_code) || ']' as items
     from chunk b join staging.conditions c using (patient_id)
     group by b.claim_id
 ),
 consents as (
     select b.claim_id,
-           list(json_object('consent_date', c.consent_date, 'method', c.method, 'billing_npi', c.billing_npi,
-                            'revoked_date', c.revoked_date)
-                order by c.consent_date) as items
+           '[' || string_agg(json_object('consent_date', c.consent_date, 'method', c.method, 'billing_npi', c.billing_npi,
+                            'revoked_date', c.revoked_date)::varchar, ','
+                order by c.consent_date) || ']' as items
     from chunk b join staging.consents c using (patient_id)
     group by b.claim_id
 ),
 care_plans as (
     select b.claim_id,
-           list(json_object('plan_id', p.plan_id, 'established_date', p.established_date,
+           '[' || string_agg(json_object('plan_id', p.plan_id, 'established_date', p.established_date,
                             'revised_date', p.revised_date, 'revision', p.revision, 'complexity', p.complexity,
-                            'shared_with_patient_date', p.shared_with_patient_date)
-                order by p.established_date, p.plan_id) as items
+                            'shared_with_patient_date', p.shared_with_patient_date)::varchar, ','
+                order by p.established_date, p.plan_id) || ']' as items
     from chunk b join staging.care_plans p using (patient_id)
     where p.established_date <= last_day(b.service_month)
     group by b.claim_id
 ),
 encounters as (
     select b.claim_id,
-           list(json_object('encounter_id', e.encounter_id, 'encounter_date', e.encounter_date,
-                            'cpt_code', e.cpt_code, 'rendering_npi', e.rendering_npi)
-                order by e.encounter_date desc, e.encounter_id) as items
+           '[' || string_agg(json_object('encounter_id', e.encounter_id, 'encounter_date', e.encounter_date,
+                            'cpt_code', e.cpt_code, 'rendering_npi', e.rendering_npi)::varchar, ','
+                order by e.encounter_date desc, e.encounter_id) || ']' as items
     from chunk b join staging.encounters e using (patient_id)
     where e.encounter_date <= last_day(b.service_month)
       and e.encounter_date >= b.service_month - interval 12 month
@@ -86,25 +86,24 @@ rules_verdict as (
 )
 select
     b.claim_id,
-    json_object(
-        'batch_id', $1, 'claim_id', b.claim_id, 'patient_id', b.patient_id,
-        'service_month', strftime(b.service_month, '%Y-%m'), 'billing_npi', b.billing_npi,
-        'billing_provider_npi', b.billing_provider_npi,
-        'minutes', json_object('countable', b.countable_minutes, 'clinical_staff', b.clinical_staff_minutes,
-                               'practitioner', b.practitioner_minutes),
-        'codes', coalesce(codes.items, []),
-        'activities', coalesce(activities.items, []),
-        'eligibility', case when rules_verdict.item is null
-            then json_object('conditions', coalesce(conditions.items, []), 'consents', coalesce(consents.items, []),
-                             'care_plans', coalesce(care_plans.items, []),
-                             'encounters', coalesce(encounters.items, []),
-                             'initiating_visit', initiating_visit.item)
-            else json_object('conditions', coalesce(conditions.items, []), 'consents', coalesce(consents.items, []),
-                             'care_plans', coalesce(care_plans.items, []),
-                             'encounters', coalesce(encounters.items, []),
-                             'initiating_visit', initiating_visit.item, 'rules_verdict', rules_verdict.item) end
-    )::varchar || chr(10) as packet
-from chunk b
+    -- assembled as text: each part is JSON text already (re-parsing it would cost more than the rest)
+    left(head, length(head) - 1)
+        || ',"codes":' || coalesce(codes.items, '[]')
+        || ',"activities":' || coalesce(activities.items, '[]')
+        || ',"eligibility":{"conditions":' || coalesce(conditions.items, '[]')
+        || ',"consents":' || coalesce(consents.items, '[]')
+        || ',"care_plans":' || coalesce(care_plans.items, '[]')
+        || ',"encounters":' || coalesce(encounters.items, '[]')
+        || ',"initiating_visit":' || coalesce(initiating_visit.item::varchar, 'null')
+        || coalesce(',"rules_verdict":' || rules_verdict.item::varchar, '')
+        || '}}' || chr(10) as packet
+from (select *, json_object(
+          'batch_id', $1, 'claim_id', claim_id, 'patient_id', patient_id,
+          'service_month', strftime(service_month, '%Y-%m'), 'billing_npi', billing_npi,
+          'billing_provider_npi', billing_provider_npi,
+          'minutes', json_object('countable', countable_minutes, 'clinical_staff', clinical_staff_minutes,
+                                 'practitioner', practitioner_minutes))::varchar as head
+      from chunk) b
 left join codes using (claim_id)
 left join activities using (claim_id)
 left join conditions using (claim_id)
