@@ -538,6 +538,7 @@ def test_chunk_size_changes_nothing_in_the_files(tmp_path, monkeypatch):
     folders = {}
     for chunk in (1, 25_000):
         monkeypatch.setattr(claims, "CHUNK_CLAIMS", chunk)
+        monkeypatch.setattr(claims, "AUDIT_CHUNK_CLAIMS", chunk)
         root = tmp_path / f"chunk{chunk}"
         root.mkdir()
         claims_fixtures._activity_seq[0] = 0  # the same activity ids in both warehouses

@@ -51,6 +51,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -80,6 +81,7 @@ BATCH_ID = re.compile(r"^B(\d{8})-(\d{3,})$")
 INITIATING_VISIT_CODES = ("99202", "99203", "99204", "99205", "99211", "99212", "99213", "99214", "99215",
                           "G0438", "G0439", "G0402")
 CHUNK_CLAIMS = 25_000  # claims rendered, checked and written at a time: bounds memory, not output
+AUDIT_CHUNK_CLAIMS = 20_000  # audit packets (a few KB each) fetched at a time
 PYX12_SAMPLE_FIRST = 300  # above x12_full_max_claims: pyx12 reads these first claims of each interchange ...
 MAX_PROBLEMS = 50  # ... and messages per kind of finding (the rest are counted)
 
@@ -312,8 +314,9 @@ def _write_file(path: Path, data: bytes) -> str:
     return digest
 
 
-def _chunks(total: int) -> list[tuple[int, int]]:
-    return [(lo, min(lo + CHUNK_CLAIMS - 1, total)) for lo in range(1, total + 1, CHUNK_CLAIMS)]
+def _chunks(total: int, size: int | None = None) -> list[tuple[int, int]]:
+    size = size or CHUNK_CLAIMS
+    return [(lo, min(lo + size - 1, total)) for lo in range(1, total + 1, size)]
 
 
 def _claim_lines(con, sql_where: str, params: list) -> pl.DataFrame:
@@ -328,6 +331,7 @@ def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
     interchanges (whole or sampled); then the manifest; then one sync for the lot."""
     n_claims = batch.totals["claims"]
     batch.problems, names, shas, sizes = [], [], [], []
+    started, seconds = time.perf_counter(), {}
     _mkdir_private(tmp)
     _mkdir_private(tmp / "audit")
     file_names = {ic.npi: ic.file_name for ic in batch.interchanges}
@@ -363,9 +367,11 @@ def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
     batch.problems += _csv_matches_x12(con, tmp / "claim_lines.csv", pl.concat(x12_lines))
     del x12_lines
     batch.files = [pa.table({"file_name": names, "sha256": shas, "size": sizes})]
+    seconds["837p_csv_edits"] = time.perf_counter() - started
 
     # the validation pyx12 does on top of our edits
     batch.validation = _pyx12(con, settings, batch, tmp)
+    seconds["pyx12"] = time.perf_counter() - started - sum(seconds.values())
     if batch.problems:
         return
 
@@ -373,7 +379,7 @@ def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
     con.execute("create or replace temp macro iso_local(ts) as strftime(ts, '%Y-%m-%dT%H:%M:%S') || "
                 "case when epoch_us(ts) % 1000000 <> 0 then strftime(ts, '.%f') else '' end")
     audit_sql = _audit_sql(con)
-    for lo, hi in _chunks(n_claims):
+    for lo, hi in _chunks(n_claims, AUDIT_CHUNK_CLAIMS):
         names, shas, sizes = [], [], []
         for claim_id, packet in con.execute(audit_sql, [batch.batch_id, lo, hi]).fetchall():
             data = packet.encode("utf-8")
@@ -381,6 +387,7 @@ def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
             shas.append(_write_file(tmp / name, data))
             names.append(name), sizes.append(len(data))
         batch.files.append(pa.table({"file_name": names, "sha256": shas, "size": sizes}))
+    seconds["audit"] = time.perf_counter() - started - sum(seconds.values())
 
     manifest_sha, size = _write_manifest(settings, batch, tmp / "manifest.json")
     batch.files.append(pa.table({"file_name": ["manifest.json"], "sha256": [manifest_sha], "size": [size]}))
@@ -391,6 +398,8 @@ def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
     _fsync_dir(tmp / "audit")
     _fsync_dir(tmp)
     _fsync_dir(tmp.parent)
+    seconds["manifest_sync"] = time.perf_counter() - started - sum(seconds.values())
+    log.info("claims: batch %s written (%s)", batch.batch_id, ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
 
 
 def _csv_matches_x12(con, csv_path: Path, x12_lines: pl.DataFrame) -> list[str]:
