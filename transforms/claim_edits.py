@@ -23,6 +23,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import polars as pl
+
 from transforms.npi import npi_is_valid
 
 # add-on code -> its base code (CPT: an add-on is never billed without its base)
@@ -300,8 +302,6 @@ def check_claim_lines(lines, file_names: dict[str, str], limit: int = 50) -> lis
     claim of one chunk, vectorised over the element values the 837P is rendered from
     (x12_837p.prepare_claim_elements). Messages name the file, the claim and the element, never a value
     that is PHI. At most `limit` messages per edit (the count of the rest is reported)."""
-    import polars as pl
-
     col = pl.col
     lines = lines.with_columns(
         where=pl.concat_str([col("billing_provider_npi").replace_strict(file_names, default="?"),
@@ -313,8 +313,8 @@ def check_claim_lines(lines, file_names: dict[str, str], limit: int = 50) -> lis
     per_claim = lines.group_by("claim_ordinal", maintain_order=True).agg(
         col("where").first(), col("billing_npi").first(), col("x12_mbi").first(), col("diagnoses").first(),
         col("x12_total_charge").first(), col("total_dec").first(), col("service_month").first(),
-        *[col(c).first() for c in set(_CHARSET) | set(_REQUIRED) | set(_MAX_LENGTH) if c not in
-          ("billing_npi", "x12_mbi")],
+        *[col(c).first() for c in dict.fromkeys([*_CHARSET, *_REQUIRED, *_MAX_LENGTH])
+          if c not in ("billing_npi", "x12_mbi")],
         col("x12_birth_date").first(), col("x12_sex").first(),
         line_sum=col("charge_dec").sum(), cpt_codes=col("cpt_code"),
         months=col("x12_date_of_service").str.slice(0, 6).unique(),

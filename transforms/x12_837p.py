@@ -1,9 +1,15 @@
 """ANSI X12 837P (005010X222A1) writer: one interchange per billing provider.
 
-Pure formatting: claims in, text out. Everything the claim says has already been
-decided by the rules stage; this module only lays it out the way the
-implementation guide wants (and our own edits in claim_edits.py re-read the text
-to prove it did).
+Pure formatting: claims in, text out. render_interchange() writes one
+interchange from Claim objects (the reference); interchange_header(),
+claim_blocks() and interchange_trailer() write the same text with the claim
+segments rendered by Polars over a frame of claim lines, so the claims stage
+can stream a batch of any size chunk by chunk.
+
+Everything the claim says has already been decided by the rules stage; this
+module only lays it out the way the implementation guide wants (and our own
+edits in claim_edits.py re-read the text, or the element values, to prove it
+did).
 """
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+
+import polars as pl
 
 ELEMENT, COMPONENT, REPETITION, SEGMENT = "*", ":", "^", "~"
 VERSION = "005010X222A1"
@@ -186,8 +194,6 @@ def interchange_trailer(env: Envelope, tx_segments: int) -> str:
 def clean_expr(column: str, max_len: int | None = None):
     """clean() as a Polars expression: NFKD, ASCII only, delimiters and runs of whitespace to one space,
     upper case, cut to max_len. Same text as clean() for every value."""
-    import polars as pl
-
     expr = (pl.col(column).cast(pl.String).fill_null("").str.normalize("NFKD")
             .str.replace_all(r"[^\x00-\x7F]", "")
             .str.replace_all(r"[*:~^\r\n]", " ")
@@ -199,8 +205,6 @@ def clean_expr(column: str, max_len: int | None = None):
 
 def _segment_expr(*elements):
     """_segment() as a Polars expression; trailing empty elements are not sent."""
-    import polars as pl
-
     parts = [e if isinstance(e, pl.Expr) else pl.lit(str(e)) for e in elements]
     return pl.concat_str(parts, separator=ELEMENT).str.strip_chars_end(ELEMENT) + pl.lit(SEGMENT)
 
@@ -213,8 +217,6 @@ def prepare_claim_elements(lines):
     """The element values of each claim line, as _claim_segments() writes them. `lines` is one row per
     claim line (claim columns repeated), in claim order then line order; see transforms/claims.py for the
     columns. Adds the x12_* columns the segments and our vectorised edits read."""
-    import polars as pl
-
     names = {n: split_name(n) for n in lines["rendering_name"].fill_null("").unique().to_list()}
     return lines.with_columns(
         x12_last_name=clean_expr("last_name", 60),
@@ -239,8 +241,6 @@ def claim_blocks(lines, payer_name: str, payer_id: str, place_of_service: str):
     """Every claim's segments (2000B to its last 2400 loop) as one string: a frame with claim_ordinal,
     billing_provider_npi, block and segments, one row per claim in claim order. `lines` comes from
     prepare_claim_elements(); hl is the claim's HL01."""
-    import polars as pl
-
     col = pl.col
     line_text = lines.select(
         "claim_ordinal",
