@@ -5,18 +5,23 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
+import re
+import shutil
 import stat
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
+
+import claims_fixtures
 
 from claims_fixtures import (DR_CRUZ, GROUP2_NPI, GROUP_NPI, NP_ORTIZ, PATIENTS, TZ, add_patient_month,
                              insert_raw, manifest_problems, new_warehouse, read_manifest, sample_settings, set_codes)
@@ -82,6 +87,8 @@ def test_multi_provider_batch_has_one_interchange_per_group_npi_clean_under_pyx1
     assert (second.billing_npi, len(second.claims)) == (GROUP2_NPI, 1)
     assert second.claims[0].rendering_npi == NP_ORTIZ
     assert summary["claims"] == 3 and summary["lines"] == 4 and summary["units"] == 5
+    assert set(summary) == {"batch_id", "path", "claims", "lines", "units", "charges", "expected_payment", "files",
+                            "x12_files", "review_rows_added", "recovered_batches", "abandoned_temp_folders"}
 
 
 def test_pyx12_helper_reports_a_broken_file(con, tmp_path):
@@ -374,7 +381,7 @@ def test_logs_carry_no_phi(con, tmp_path, caplog):
 
 CRASHING_RUN = """
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from claims_fixtures import TZ, sample_settings
@@ -435,13 +442,11 @@ def test_a_kill_at_any_point_then_a_rerun_bills_each_patient_month_once(tmp_path
     con.close()
 
 
-def test_a_lost_temp_folder_is_rebuilt_identically_from_the_warehouse(tmp_path):
+def test_a_complete_temp_folder_of_a_committed_batch_is_put_in_place(tmp_path):
     con = new_warehouse(tmp_path)
     add_patient_month(con, "P1", JAN, [("99490", 1), ("99439", 2)])
     con.close()
     crash_at(tmp_path, "after_ledger")
-    tmp = claims_dir(tmp_path) / ".tmp-B20260210-001"
-    (tmp / "claim_lines.csv").unlink()  # half a folder: rebuilt from billing.batch_files
     con = connect(tmp_path / "w.duckdb", TZ)
     assert run(con, tmp_path)["recovered_batches"] == ["B20260210-001"]
     batch = claims_dir(tmp_path) / "B20260210-001"
@@ -450,3 +455,249 @@ def test_a_lost_temp_folder_is_rebuilt_identically_from_the_warehouse(tmp_path):
     assert hashlib.sha256((batch / "manifest.json").read_bytes()).hexdigest() == stored
     assert stat.S_IMODE((batch / "claim_lines.csv").stat().st_mode) == 0o600
     con.close()
+
+
+@pytest.mark.parametrize("damage", ["folder_gone", "file_missing", "file_altered"])
+def test_a_committed_batch_whose_folder_is_lost_fails_loudly_naming_batch_and_folder(tmp_path, damage):
+    con = new_warehouse(tmp_path)
+    add_patient_month(con, "P1", JAN, [("99490", 1), ("99439", 2)])
+    con.close()
+    crash_at(tmp_path, "after_ledger")
+    tmp = claims_dir(tmp_path) / ".tmp-B20260210-001"
+    if damage == "folder_gone":
+        shutil.rmtree(tmp)
+    elif damage == "file_missing":
+        (tmp / "claim_lines.csv").unlink()
+    else:
+        with open(tmp / "claim_lines.csv", "a") as fh:
+            fh.write("x")
+    con = connect(tmp_path / "w.duckdb", TZ)
+    with pytest.raises(RuntimeError) as err:
+        run(con, tmp_path)
+    message = str(err.value)
+    assert "B20260210-001" in message and str(tmp) in message and "cannot be rebuilt" in message
+    assert ("is missing" if damage == "folder_gone" else "incomplete or altered") in message
+    # nothing else happened: still committed, never billed again, no new batch
+    assert con.execute("select status from billing.batches").fetchall() == [("committed",)]
+    assert ledger_keys(con) == [("P1", JAN)]
+    assert not (claims_dir(tmp_path) / "B20260210-001").exists()
+    con.close()
+
+
+def test_batch_files_hold_names_hashes_and_sizes_not_bytes(con, tmp_path):
+    january_for_everyone(con)
+    summary = run(con, tmp_path)
+    batch = claims_dir(tmp_path) / summary["batch_id"]
+    columns = [r[0] for r in con.execute("select column_name from information_schema.columns where "
+                                         "table_schema = 'billing' and table_name = 'batch_files'").fetchall()]
+    assert "content" not in columns
+    stored = {name: (sha, size) for name, sha, size in con.execute(
+        "select file_name, sha256, size from billing.batch_files where batch_id = ?", [summary["batch_id"]]).fetchall()}
+    on_disk = {p.relative_to(batch).as_posix(): p.read_bytes() for p in batch.rglob("*") if p.is_file()}
+    assert stored == {name: (hashlib.sha256(data).hexdigest(), len(data)) for name, data in on_disk.items()}
+    assert summary["files"] == len(on_disk) == 2 + 1 + 3 + 1  # 2 interchanges, csv, 3 packets, manifest
+
+
+def test_a_warehouse_with_the_old_content_column_still_works(con, tmp_path):
+    con.execute("create schema if not exists billing")
+    con.execute("create table billing.batch_files (batch_id varchar not null, file_name varchar not null, "
+                "sha256 varchar not null, content blob not null, primary key (batch_id, file_name))")
+    con.execute("insert into billing.batch_files values ('B20260101-001', 'manifest.json', 'ab', 'x'::blob)")
+    add_patient_month(con, "P1", JAN, [("99490", 1)])
+    summary = run(con, tmp_path)
+    assert summary["claims"] == 1
+    assert con.execute("select count(*) from billing.batch_files").fetchone()[0] == 1 + summary["files"]
+
+
+# -- streaming and large batches -------------------------------------------------------------------------
+
+def _strip_clock(path: Path) -> bytes:
+    """A file's bytes without the batch's creation time (ISA09/10, GS04/05, BHT04/05, created_at)."""
+    text = path.read_text()
+    if path.suffix == ".x12":
+        text = re.sub(r"^(ISA(?:\*[^*]*){8})\*\d{6}\*\d{4}", r"\1*D*T", text)
+        text = re.sub(r"(GS\*HC\*[^*]*\*[^*]*)\*\d{8}\*\d{4}", r"\1*D*T", text)
+        text = re.sub(r"(BHT\*0019\*00\*[^*]*)\*\d{8}\*\d{4}", r"\1*D*T", text)
+    if path.name == "manifest.json":
+        manifest = json.loads(text)
+        manifest.pop("created_at"), manifest.pop("files")
+        text = json.dumps(manifest)
+    return text.encode()
+
+
+def three_claims_of_one_shape_but_an_address(con):
+    """P1 (second address line), then P2 and P3 of one shape: a sample of 1 + one per shape reads P1, P2."""
+    add_patient_month(con, "P1", JAN, [("99490", 1)])
+    add_patient_month(con, "P2", JAN, [("99490", 1)])
+    add_patient_month(con, "P3", JAN, [("99490", 1)])
+
+
+def test_chunk_size_changes_nothing_in_the_files(tmp_path, monkeypatch):
+    from transforms import claims
+
+    folders = {}
+    for chunk in (1, 25_000):
+        monkeypatch.setattr(claims, "CHUNK_CLAIMS", chunk)
+        monkeypatch.setattr(claims, "AUDIT_CHUNK_CLAIMS", chunk)
+        root = tmp_path / f"chunk{chunk}"
+        root.mkdir()
+        claims_fixtures._activity_seq[0] = 0  # the same activity ids in both warehouses
+        con = new_warehouse(root)
+        january_for_everyone(con)
+        add_patient_month(con, "P1", FEB, [("99490", 1), ("99439", 1)])
+        folders[chunk] = claims_dir(root) / run(con, root, as_of=AFTER_FEB)["batch_id"]
+        con.close()
+    small, big = folders[1], folders[25_000]
+    names = sorted(p.relative_to(big).as_posix() for p in big.rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(small).as_posix() for p in small.rglob("*") if p.is_file())
+    assert len(names) == 2 + 1 + 4 + 1
+    for name in names:
+        assert _strip_clock(small / name) == _strip_clock(big / name), name
+    assert manifest_problems(small) == [] and manifest_problems(big) == []
+
+
+def test_streamed_837p_is_what_the_reference_renderer_writes(con, tmp_path):
+    from transforms.x12_837p import (BillingProviderInfo, Claim, ClaimLine, Envelope, Subscriber,
+                                     render_interchange)
+
+    add_patient_month(con, "P1", JAN, [("99490", 1), ("99439", 2)], icd10=["E119", "I10", "N183"])
+    add_patient_month(con, "P2", JAN, [("99491", 1)])
+    settings = sample_settings()
+    summary = run(con, tmp_path, settings=settings)
+    batch = claims_dir(tmp_path) / summary["batch_id"]
+    manifest = read_manifest(batch)
+    ids = {r["patient_id"]: r["claim_id"] for r in read_csv(batch)}
+    eom = date(2026, 1, 31)
+    p1, p2 = PATIENTS[0], PATIENTS[1]
+    claims = [
+        Claim(ids["P1"], Subscriber(p1["mbi"], "Lee", "Ann", "1 Elm St", "Apt 2", "Media", "PA", "19063",
+                                    date(1950, 1, 2), "F"), DR_CRUZ, "CRUZ", "DANA", ("E119", "I10", "N183"),
+              (ClaimLine("99490", 1, Decimal("66.13"), eom, (1, 2, 3)),
+               ClaimLine("99439", 2, Decimal("95.00"), eom, (1, 2, 3))), "11"),
+        Claim(ids["P2"], Subscriber(p2["mbi"], "Núñez", "José", "22 Oak Rd", None, "Chester", "PA", "19013-4321",
+                                    date(1948, 7, 30), "M"), DR_CRUZ, "CRUZ", "DANA", ("E119", "I10"),
+              (ClaimLine("99491", 1, Decimal("86.00"), eom, (1, 2)),), "11"),
+    ]
+    x12, bp = settings.x12, settings.billing_providers[0]
+    env = Envelope(1, 1, 1, datetime.fromisoformat(manifest["created_at"]), summary["batch_id"], x12["submitter_id"],
+                   x12["submitter_name"], x12["submitter_contact"], x12["submitter_phone"], x12["receiver_id"],
+                   x12["receiver_name"], settings.payer_name, settings.payer_id, x12["usage_indicator"])
+    info = BillingProviderInfo(bp.npi, bp.name, bp.tin, bp.taxonomy, bp.address.line1, bp.address.line2,
+                               bp.address.city, bp.address.state, bp.address.zip)
+    assert (batch / f"{summary['batch_id']}_{GROUP_NPI}.x12").read_text() == render_interchange(env, info, claims)
+
+
+def test_claim_lines_csv_is_what_the_csv_module_writes_quotes_and_all(con, tmp_path):
+    odd = dict(PATIENTS[0], patient_id='P"4,x', mbi="4EG4TE5MK76")
+    insert_raw(con, "patients", [odd])
+    add_patient_month(con, 'P"4,x', JAN, [("99490", 1), ("99439", 1)])
+    add_patient_month(con, "P2", JAN, [("99491", 1)])
+    batch = claims_dir(tmp_path) / run(con, tmp_path)["batch_id"]
+    rows = read_csv(batch)
+    assert {r["patient_id"] for r in rows} == {'P"4,x', "P2"}
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    assert (batch / "claim_lines.csv").read_bytes() == out.getvalue().encode()
+    assert [r["icd10_codes"] for r in rows if r["patient_id"] == "P2"] == ["E119 I10"]
+
+
+def test_audit_packet_keys_and_value_types(con, tmp_path):
+    add_patient_month(con, "P1", JAN, [("99490", 1), ("99439", 1)], minutes=45)
+    batch = claims_dir(tmp_path) / run(con, tmp_path)["batch_id"]
+    packet = json.loads(next((batch / "audit").glob("*.json")).read_text())
+    assert list(packet) == ["batch_id", "claim_id", "patient_id", "service_month", "billing_npi",
+                            "billing_provider_npi", "minutes", "codes", "activities", "eligibility"]
+    assert packet["minutes"] == {"countable": 45, "clinical_staff": 45, "practitioner": 0}
+    assert packet["codes"][0] == {"cpt_code": "99490", "units": 1, "minutes": 20, "charge_amount": "66.13",
+                                  "expected_payment": "66.13", "date_of_service": "2026-01-31",
+                                  "icd10_codes": ["E119", "I10"]}
+    assert list(packet["activities"][0]) == [
+        "activity_id", "date", "started_at", "minutes", "countable_minutes", "counted_as", "excluded_minutes",
+        "exclusion_reason", "staff_id", "staff_name", "staff_role", "role_class", "staff_npi", "activity_type",
+        "face_to_face", "note", "documented_at"]
+    assert packet["activities"][0]["date"] == "2026-01-03"
+    assert list(packet["eligibility"]) == ["conditions", "consents", "care_plans", "encounters",
+                                           "initiating_visit", "rules_verdict"]
+    assert packet["eligibility"]["rules_verdict"]["service_month"] == "2026-01-01"
+    assert packet["eligibility"]["rules_verdict"]["eligible"] is True
+
+
+def test_small_batch_is_read_whole_by_pyx12(con, tmp_path):
+    january_for_everyone(con)
+    batch = claims_dir(tmp_path) / run(con, tmp_path)["batch_id"]
+    assert read_manifest(batch)["x12_validation"] == {"pyx12": "full", "claims_checked_by_pyx12": 3, "claims": 3,
+                                                     "own_edits": "every claim"}
+
+
+@pytest.fixture
+def large_batch(monkeypatch):
+    """Any batch over 2 claims is 'large'; pyx12's sample takes the first claim plus one of every shape."""
+    from transforms import claims
+
+    monkeypatch.setattr(claims, "PYX12_SAMPLE_FIRST", 1)
+    return sample_settings(x12_full_max_claims=2)
+
+
+def test_large_batch_pyx12_reads_a_sample_and_the_files_are_whole_and_clean(con, tmp_path, large_batch):
+    three_claims_of_one_shape_but_an_address(con)
+    summary = run(con, tmp_path, settings=large_batch)
+    batch = claims_dir(tmp_path) / summary["batch_id"]
+    assert read_manifest(batch)["x12_validation"] == {"pyx12": "sample", "claims_checked_by_pyx12": 2,
+                                                     "claims": 3, "own_edits": "every claim"}
+    assert manifest_problems(batch) == []
+    (x12,) = batch.glob("*.x12")
+    assert validate_with_pyx12(x12) == []  # what the DAG's validate_interchange task does
+    assert check_batch({x12.name: x12.read_text()}, read_csv(batch), {r["claim_id"]: JAN for r in read_csv(batch)}) == []
+    assert len(parse_837p(x12.read_text()).claims) == 3
+
+
+def _zip_of_4_digits(con):
+    con.execute("update staging.patients set zip = '1906' where patient_id = 'P3'")
+
+
+def _name_with_no_ascii_letter(con):
+    con.execute("update staging.patients set last_name = '李' where patient_id = 'P3'")
+
+
+def _malformed_mbi_of_p3(con):
+    con.execute("update staging.patients set mbi = '3SG4TE5MK75' where patient_id = 'P3'")
+
+
+def _dotted_icd10_of_p3(con):
+    con.execute("update core.code_lines set icd10_codes = ['E11.9', 'I10'] where patient_id = 'P3'")
+
+
+def _month_spanning_line_of_p3(con):
+    con.execute("update core.code_lines set date_of_service = date '2026-02-01' where patient_id = 'P3'")
+
+
+@pytest.mark.parametrize("make_bad, message", [
+    (_zip_of_4_digits, "N403 subscriber ZIP must be 5 or 9 digits"),
+    (_name_with_no_ascii_letter, "NM103 subscriber last name (NM103) is empty"),
+    (_malformed_mbi_of_p3, "subscriber MBI (2010BA NM109) is malformed"),
+    (_dotted_icd10_of_p3, "HI position 1 code 'E11.9' is not an ICD-10-CM code without a dot"),
+    (_month_spanning_line_of_p3, "dates of service fall outside the service month 2026-01"),
+], ids=["zip", "empty_name", "mbi", "icd10", "service_month"])
+def test_large_batch_our_edits_catch_a_claim_pyx12_does_not_read(con, tmp_path, large_batch, make_bad, message):
+    three_claims_of_one_shape_but_an_address(con)
+    make_bad(con)
+    with pytest.raises(ClaimEditError) as err:
+        run(con, tmp_path, settings=large_batch)
+    text = str(err.value)
+    assert message in text and "(pyx12 sample)" not in text  # found by our edits, not in the sample
+    p3_claim = [line for line in text.splitlines() if message in line][0]
+    assert "1906" not in text and "3SG4TE5MK75" not in text and "李" not in text
+    assert ledger_keys(con) == [] and con.execute("select count(*) from billing.batches").fetchone()[0] == 0
+    assert not claims_dir(tmp_path).exists() or list(claims_dir(tmp_path).iterdir()) == []
+    assert p3_claim
+
+
+def test_two_patients_with_one_mbi_in_one_month_abort_the_batch(con, tmp_path):
+    january_for_everyone(con)
+    con.execute("update staging.patients set mbi = '1EG4TE5MK73' where patient_id = 'P2'")
+    with pytest.raises(ClaimEditError, match="one claim per patient-month") as err:
+        run(con, tmp_path)
+    assert "1EG4TE5MK73" not in str(err.value)
+    assert ledger_keys(con) == []

@@ -1,8 +1,13 @@
 """Our own claim edits: what a payer rejects that pyx12's 837P map does not check.
 
-They re-read the rendered X12 text (not the data it was rendered from), so
-they prove the file says what we meant. Any finding aborts the batch before
-anything is written or committed. Messages name the file, the claim and the
+check_interchange/check_batch re-read the rendered X12 text (not the data it
+was rendered from), so they prove the file says what we meant; the claims
+stage runs them on every interchange of a batch up to
+x12_validation.full_max_claims claims, and on the pyx12 sample above that.
+check_claim_lines runs the same edits, plus element checks (X12 character
+set, lengths, formats), vectorised with Polars over the element values every
+claim is rendered from, on every claim of every batch. Any finding aborts the
+batch before it reaches the ledger. Messages name the file, the claim and the
 element, and never carry an MBI, a name or a birth date.
 """
 from __future__ import annotations
@@ -17,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+import polars as pl
 
 from transforms.npi import npi_is_valid
 
@@ -272,4 +279,126 @@ def validate_with_pyx12(source: str | Path) -> list[str]:
                                             f"{err.get('err_cde')} {_redact(err.get('err_str', ''))}")
     if not ok and not problems:
         problems.append("pyx12 rejected the file without a detailed finding")
+    return problems
+
+
+# -- the same edits, vectorised over every claim of a batch (transforms/claims.py) ------------------
+
+# X12 basic and extended character sets, minus our separators (* : ~ ^): what an element may hold.
+X12_TEXT = r"^[A-Za-z0-9 !\"&'()+,\-./;?=%@\[\]_{}\\|<>#$]*$"
+_CPT = r"^[0-9A-Z]{5}$"
+_REQUIRED = {"x12_last_name": "NM103 subscriber last name", "x12_address_line1": "N301 subscriber address",
+             "x12_city": "N401 subscriber city", "x12_state": "N402 subscriber state",
+             "x12_zip": "N403 subscriber ZIP"}
+_MAX_LENGTH = {"x12_last_name": ("NM103", 60), "x12_first_name": ("NM104", 35), "x12_address_line1": ("N301", 55),
+               "x12_address_line2": ("N302", 55), "x12_city": ("N401", 30), "x12_rendering_last": ("NM103", 60),
+               "x12_rendering_first": ("NM104", 35)}
+_CHARSET = ("x12_last_name", "x12_first_name", "x12_address_line1", "x12_address_line2", "x12_city", "x12_state",
+            "x12_zip", "x12_mbi", "x12_rendering_last", "x12_rendering_first", "claim_id", "billing_npi")
+
+
+def check_claim_lines(lines, file_names: dict[str, str], limit: int = 50) -> list[str]:
+    """Every check_interchange() edit, plus element checks (character set, lengths, formats), on every
+    claim of one chunk, vectorised over the element values the 837P is rendered from
+    (x12_837p.prepare_claim_elements). Messages name the file, the claim and the element, never a value
+    that is PHI. At most `limit` messages per edit (the count of the rest is reported)."""
+    col = pl.col
+    lines = lines.with_columns(
+        where=pl.concat_str([col("billing_provider_npi").replace_strict(file_names, default="?"),
+                             pl.lit(" claim "), col("claim_id")]),
+        charge_dec=col("x12_charge").cast(pl.Decimal(18, 2), strict=False),
+        total_dec=col("x12_total_charge").cast(pl.Decimal(18, 2), strict=False),
+        base=col("cpt_code").replace_strict(ADD_ON_BASE, default=None, return_dtype=pl.String),
+    )
+    per_claim = lines.group_by("claim_ordinal", maintain_order=True).agg(
+        col("where").first(), col("billing_npi").first(), col("x12_mbi").first(), col("diagnoses").first(),
+        col("x12_total_charge").first(), col("total_dec").first(), col("service_month").first(),
+        *[col(c).first() for c in dict.fromkeys([*_CHARSET, *_REQUIRED, *_MAX_LENGTH])
+          if c not in ("billing_npi", "x12_mbi")],
+        col("x12_birth_date").first(), col("x12_sex").first(),
+        line_sum=col("charge_dec").sum(), cpt_codes=col("cpt_code"),
+        months=col("x12_date_of_service").str.slice(0, 6).unique(),
+    )
+    lines = lines.join(per_claim.select("claim_ordinal", "cpt_codes"), on="claim_ordinal", how="left")
+
+    problems: list[str] = []
+
+    def report(frame, message) -> None:
+        """message: a Polars expression over `frame` giving the text after '<file> claim <id>'."""
+        texts = frame.select(pl.concat_str([col("where"), message])).to_series()
+        problems.extend(texts.head(limit).to_list())
+        if texts.len() > limit:
+            problems.append(f"... and {texts.len() - limit} more like the last")
+
+    npis = per_claim["billing_npi"].fill_null("").unique().to_list()
+    bad_npis = [n for n in npis if not npi_is_valid(n)]
+    if bad_npis:
+        bad = per_claim.filter(col("billing_npi").fill_null("").is_in(bad_npis))
+        report(bad, pl.lit(": rendering provider (2310B) NPI '") + col("billing_npi").fill_null("")
+               + pl.lit("' fails the NPI check digit"))
+    report(per_claim.filter(~col("x12_mbi").str.contains(MBI.pattern)),
+           pl.lit(": subscriber MBI (2010BA NM109) is malformed; correct the patient's mbi in the EHR"))
+    report(per_claim.filter(col("total_dec").is_null() | (col("total_dec") != col("line_sum"))),
+           pl.lit(": CLM02 total ") + col("x12_total_charge").fill_null("") + pl.lit(
+               " does not equal the sum of SV102 line charges ") + col("line_sum").cast(pl.String).fill_null("?"))
+    report(per_claim.filter(col("diagnoses").list.len() == 0), pl.lit(": no diagnosis in HI"))
+    report(per_claim.filter(col("diagnoses").list.len() > MAX_DIAGNOSES),
+           pl.lit(": ") + col("diagnoses").list.len().cast(pl.String) + pl.lit(
+               f" diagnoses in HI; at most {MAX_DIAGNOSES}"))
+    dx = (per_claim.select("where", "diagnoses").with_columns(position=pl.int_ranges(1, col("diagnoses").list.len() + 1))
+          .explode("diagnoses", "position"))
+    report(dx.filter(col("diagnoses").is_not_null() & ~col("diagnoses").str.contains(ICD10.pattern)),
+           pl.lit(": HI position ") + col("position").cast(pl.String) + pl.lit(" code '") + col("diagnoses")
+           + pl.lit("' is not an ICD-10-CM code without a dot"))
+    report(per_claim.filter(col("months").list.len() > 1),
+           pl.lit(": dates of service span months ") + col("months").list.sort().list.join(", "))
+    report(per_claim.filter((col("months").list.len() == 1)
+                            & (col("months").list.first() != col("service_month").dt.strftime("%Y%m"))),
+           pl.lit(": dates of service fall outside the service month ") + col("service_month").dt.strftime("%Y-%m"))
+    # element checks: what pyx12 would find on a claim it does not read (and some it does not check)
+    for column, element in _REQUIRED.items():
+        report(per_claim.filter(col(column) == ""), pl.lit(f": {element} ({element.split()[0]}) is empty"))
+    for column, (element, max_len) in _MAX_LENGTH.items():
+        report(per_claim.filter(col(column).str.len_chars() > max_len),
+               pl.lit(f": {element} is longer than {max_len} characters"))
+    for column in _CHARSET:
+        report(per_claim.filter(~col(column).fill_null("").str.contains(X12_TEXT)),
+               pl.lit(f": {column.removeprefix('x12_')} holds a character outside the X12 character set "
+                      "or an X12 separator"))
+    report(per_claim.filter((col("x12_state") != "") & ~col("x12_state").str.contains(r"^[A-Z]{2}$")),
+           pl.lit(": N402 subscriber state must be 2 letters"))
+    report(per_claim.filter((col("x12_zip") != "") & ~col("x12_zip").str.contains(r"^(\d{5}|\d{9})$")),
+           pl.lit(": N403 subscriber ZIP must be 5 or 9 digits"))
+    report(per_claim.filter(~col("x12_birth_date").str.contains(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")),
+           pl.lit(": DMG02 birth date is not a CCYYMMDD date"))
+    report(per_claim.filter(~col("x12_sex").is_in(["M", "F", "U"])), pl.lit(": DMG03 sex must be M, F or U"))
+
+    line_where = col("where") + pl.lit(" line ") + col("lx").cast(pl.String)
+    lines = lines.with_columns(where=line_where)
+    report(lines.filter((col("pointers").list.len() < 1) | (col("pointers").list.len() > MAX_POINTERS)),
+           pl.lit(f": SV107 needs 1 to {MAX_POINTERS} diagnosis pointers"))
+    pointers = lines.select("where", "pointers", n_dx=col("diagnoses").list.len()).explode("pointers")
+    report(pointers.filter(col("pointers").is_not_null()
+                           & ((col("pointers") < 1) | (col("pointers") > col("n_dx")))),
+           pl.lit(": SV107 pointer ") + col("pointers").cast(pl.String) + pl.lit(" points at no diagnosis in HI"))
+    report(lines.filter(col("base").is_not_null() & ~col("cpt_codes").list.contains(col("base"))),
+           pl.lit(": add-on ") + col("cpt_code") + pl.lit(" billed without its base code ") + col("base"))
+    report(lines.filter(~col("cpt_code").fill_null("").str.contains(_CPT)),
+           pl.lit(": SV101 procedure code is not a 5-character CPT/HCPCS code"))
+    report(lines.filter(col("charge_dec").is_null() | (col("charge_dec") < 0)),
+           pl.lit(": SV102 charge is not an amount"))
+    report(lines.filter(col("units").is_null() | (col("units") < 1)),
+           pl.lit(": SV104 units must be a whole number of at least 1"))
+    report(lines.filter(col("x12_date_of_service").fill_null("") == ""), pl.lit(": no DTP*472 date of service"))
+    return problems
+
+
+def check_billing_provider(file_name: str, npi: str, zip_code: str) -> list[str]:
+    """The 2010AA edits of check_interchange(), from the configuration the header is rendered from."""
+    problems = []
+    if not npi_is_valid(npi):
+        problems.append(f"{file_name}: billing provider (2010AA) NPI {npi!r} fails the NPI check digit")
+    if not re.fullmatch(r"\d{9}", zip_code or ""):
+        problems.append(f"{file_name}: billing provider N4 ZIP must be ZIP+4 (9 digits); "
+                        "set billing_providers[].address.zip in the practice configuration")
     return problems

@@ -4,41 +4,71 @@
         <batch_id>_<group NPI>.x12   one 837P interchange per billing provider
         claim_lines.csv               one row per billed code (the contract's columns)
         audit/<claim_id>.json         the activity log and eligibility evidence behind each claim
-        manifest.json                 counts, control totals, control numbers, SHA-256 of every other file
+        manifest.json                 counts, control totals, control numbers, what was validated how,
+                                      SHA-256 of every other file
+
+Streaming: the batch is never held in memory. Claims are numbered in DuckDB
+(billing/batch_claims.sql) and written CHUNK_CLAIMS at a time: each chunk's
+claim segments are rendered with Polars (x12_837p.claim_blocks) and appended
+to their provider's interchange (ISA/GS/ST header first, SE/GE/IEA with the
+segment count last), its claim_lines.csv rows come out of DuckDB as text, and
+the audit packets are built in DuckDB as JSON text (billing/audit_packets.sql)
+and written one file each. Every file is hashed as it is written.
+
+Edits: our own edits (claim_edits.check_claim_lines) run on every claim of
+every chunk, vectorised; the CSV is read back and checked line for line
+against the 837P's service lines. pyx12 reads each whole interchange when the
+batch has at most x12_validation.full_max_claims claims (a practice's month
+close; then claim_edits.check_batch also re-reads the text, as before);
+above that, pyx12 and check_interchange read a sample interchange per
+provider (the first PYX12_SAMPLE_FIRST claims and one claim of every shape:
+number of lines and diagnoses, second address line or not, set of codes),
+rendered with the same envelope. manifest.json says which ("x12_validation").
+The Airflow DAG (orchestration.validate_interchange) still runs pyx12 on every
+whole interchange before a batch is published. Any finding deletes the temp
+folder and aborts the batch before the ledger is touched.
 
 Exactly once: billing.ledger holds one row per billed patient-month (primary
 key), written in the same DuckDB transaction as the control numbers, the
-batch row and the batch's bytes. Files are written to a hidden temp folder
-first and renamed into place only after that transaction commits, so a kill
-at any point leaves no ledger rows and a temp folder (deleted and redone on
-the next run), or ledger rows and a folder that the next run puts in place
-(rebuilt from billing.batch_files if it is missing or incomplete).
+batch row and the name, SHA-256 and size of every file (billing.batch_files;
+not the bytes: a batch is hundreds of MB of PHI that the warehouse need not
+hold twice). Files are written to a hidden temp folder and synced first, and
+the folder is renamed into place only after that transaction commits. A kill
+at any point leaves either no ledger rows and a temp folder (deleted, its
+control numbers voided, its claims redone on the next run), or ledger rows
+and a complete temp folder, which the next run checks against the hashes and
+renames into place. A committed batch whose folder is gone or does not match
+its hashes cannot be rebuilt from the warehouse (staging has moved on): the
+run stops with a message naming the batch and the folder, to be restored from
+a backup.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import logging
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
+import polars as pl
 import pyarrow as pa
 
-from transforms.claim_edits import ClaimEditError, check_batch, validate_with_pyx12
+from transforms.claim_edits import (ClaimEditError, check_batch, check_billing_provider, check_claim_lines,
+                                    check_interchange, validate_with_pyx12)
 from transforms.settings import Settings
-from transforms.warehouse import run_sql, table_exists
-from transforms.x12_837p import BillingProviderInfo, Claim, ClaimLine, Envelope, Subscriber, render_interchange, split_name
+from transforms.warehouse import run_sql, sql_text, table_exists
+from transforms.x12_837p import (BillingProviderInfo, Envelope, claim_blocks, interchange_header,
+                                 interchange_trailer, prepare_claim_elements)
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +77,13 @@ CSV_COLUMNS = ("batch_id", "claim_id", "billing_npi", "patient_id", "mbi", "serv
 BILLING_TABLES = ("batches", "control_numbers", "ledger", "ledger_lines", "batch_files", "review")
 TMP_PREFIX = ".tmp-"
 BATCH_ID = re.compile(r"^B(\d{8})-(\d{3,})$")
-MAX_DIAGNOSES, MAX_POINTERS = 12, 4
 # Visits that can initiate CCM (office E/M, AWV, IPPE): shown as evidence in the audit packet.
 INITIATING_VISIT_CODES = ("99202", "99203", "99204", "99205", "99211", "99212", "99213", "99214", "99215",
                           "G0438", "G0439", "G0402")
+CHUNK_CLAIMS = 25_000  # claims rendered, checked and written at a time: bounds memory, not output
+AUDIT_CHUNK_CLAIMS = 20_000  # audit packets (a few KB each) fetched at a time
+PYX12_SAMPLE_FIRST = 300  # above x12_full_max_claims: pyx12 reads these first claims of each interchange ...
+MAX_PROBLEMS = 50  # ... and messages per kind of finding (the rest are counted)
 
 # Fault injection for the crash tests: CCM_FAULT=<point> kills the process there.
 FAULT_ENV = "CCM_FAULT"
@@ -90,28 +123,31 @@ def write_claim_batch(
         "expected_payment": 0.0, "files": 0, "x12_files": [], "review_rows_added": review_added,
         "recovered_batches": recovery["recovered"], "abandoned_temp_folders": recovery["abandoned"],
     }
-    rows = _fetch_dicts(con, "select * from claimable_lines "
-                             "order by billing_provider_npi, service_month, patient_id, line_number, cpt_code")
-    if not rows:
+    if not con.execute("select count(*) from claimable_lines").fetchone()[0]:
         log.info("claims: nothing to claim as of %s", as_of)
         return summary
+    run_sql(con, "billing/batch_claims.sql")
 
     batch_id = _next_batch_id(con, as_of, claims_dir)
     first_control_number = con.execute(
         "select coalesce(max(interchange_control_number), 0) + 1 from billing.control_numbers").fetchone()[0]
     created_at = datetime.now(ZoneInfo(settings.time_zone)).replace(microsecond=0)
-    batch = _build_batch(con, settings, rows, batch_id, run_id, as_of, first_control_number, created_at)
-
-    # Edits run on the rendered text before anything touches the disk or the ledger.
-    problems = batch.problems + check_batch(batch.x12, batch.csv_rows, batch.service_months)
-    for name, text in batch.x12.items():
-        problems += [f"{name}: pyx12: {p}" for p in validate_with_pyx12(text)]
+    batch = Batch(batch_id, run_id, as_of, created_at)
+    batch.totals = _totals(con)
+    # Data that cannot make a claim fails before anything touches the disk.
+    problems = _plan_interchanges(con, settings, batch, first_control_number) + _data_problems(con, batch_id)
     if problems:
         raise ClaimEditError(batch_id, problems)
 
     claims_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp, final = claims_dir / f"{TMP_PREFIX}{batch_id}", claims_dir / batch_id
-    _write_folder(tmp, batch.files)
+    try:
+        _write_batch(con, settings, batch, tmp)
+        if batch.problems:
+            raise ClaimEditError(batch_id, batch.problems)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # PHI never lingers in a folder that will not be delivered
+        raise
     _fault("after_files")
     _commit_batch(con, batch, final)
     _fault("after_ledger")
@@ -120,10 +156,12 @@ def write_claim_batch(
     _fault("after_rename")
     _mark_delivered(con, batch_id)
 
-    summary.update(batch.totals, batch_id=batch_id, path=str(final), files=len(batch.files),
-                   x12_files=sorted(batch.x12))
-    log.info("claims: batch %s delivered: %d claims, %d lines, %d units, charges %.2f",
-             batch_id, summary["claims"], summary["lines"], summary["units"], summary["charges"])
+    summary.update({k: batch.totals[k] for k in ("claims", "lines", "units", "charges", "expected_payment")},
+                   batch_id=batch_id, path=str(final), files=batch.file_count,
+                   x12_files=sorted(ic.file_name for ic in batch.interchanges))
+    log.info("claims: batch %s delivered: %d claims, %d lines, %d units, charges %.2f (pyx12: %s, %d claims)",
+             batch_id, summary["claims"], summary["lines"], summary["units"], summary["charges"],
+             batch.validation["pyx12"], batch.validation["claims_checked_by_pyx12"])
     return summary
 
 
@@ -131,232 +169,386 @@ def ensure_billing_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists billing")
     for name in BILLING_TABLES:
         run_sql(con, f"billing/{name}.sql")
+    # Warehouses from before streaming batches kept every file's bytes: drop them, keep the hashes.
+    columns = {r[0] for r in con.execute("select column_name from information_schema.columns where "
+                                         "table_schema = 'billing' and table_name = 'batch_files'").fetchall()}
+    if "content" in columns:
+        con.execute("alter table billing.batch_files drop column content")
+    if "size" not in columns:
+        con.execute("alter table billing.batch_files add column size bigint")
 
 
-# -- building a batch (in memory) --------------------------------------------------------------------
+# -- planning a batch --------------------------------------------------------------------------------
+
+@dataclass
+class Interchange:
+    npi: str
+    file_name: str
+    number: int  # ISA13 = GS06 = ST02
+    envelope: Envelope
+    provider: BillingProviderInfo
+    claims: int = 0
+
 
 @dataclass
 class Batch:
     batch_id: str
     run_id: str
     as_of: date
-    files: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes, manifest last
-    x12: dict[str, str] = field(default_factory=dict)
-    csv_rows: list[dict] = field(default_factory=list)
-    service_months: dict[str, date] = field(default_factory=dict)  # claim_id -> month
-    control_rows: list[tuple] = field(default_factory=list)
-    totals: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime
+    interchanges: list[Interchange] = None
+    totals: dict[str, Any] = None
+    files: list[pa.Table] = None  # file_name, sha256, size of every file written, manifest last
+    file_count: int = 0
     manifest_sha256: str = ""
-    problems: list[str] = field(default_factory=list)  # data that cannot make a claim
+    validation: dict[str, Any] = None
+    problems: list[str] = None
+    interchange_rows: list[dict] = None  # manifest "interchanges"
 
 
-def _build_batch(con, settings: Settings, rows: list[dict], batch_id: str, run_id: str, as_of: date,
-                 first_control_number: int, created_at: datetime) -> Batch:
-    batch = Batch(batch_id, run_id, as_of)
+def _totals(con) -> dict[str, Any]:
+    claims, lines, units, charges, expected = con.execute("""
+        select count(distinct claim_id), count(*), coalesce(sum(units), 0), coalesce(sum(charge_amount), 0),
+               coalesce(sum(coalesce(expected_payment, 0)), 0)
+        from claimable_lines""").fetchall()[0]
+    charges, expected = Decimal(charges).quantize(Decimal("0.01")), Decimal(expected).quantize(Decimal("0.01"))
+    return {"claims": claims, "lines": lines, "units": int(units), "charges": float(charges),
+            "expected_payment": float(expected), "charges_text": str(charges), "expected_payment_text": str(expected)}
+
+
+def _plan_interchanges(con, settings: Settings, batch: Batch, first_control_number: int) -> list[str]:
+    """One interchange per billing provider NPI in the batch, in NPI order; problems with the configuration."""
     providers = {bp.npi: bp for bp in settings.billing_providers}
-    claims_by_provider: dict[str, list[Claim]] = {}
-    for claim_id, claim_rows in groupby(rows, key=lambda r: r["claim_id"]):
-        claim_rows = list(claim_rows)
-        first = claim_rows[0]
-        batch.service_months[claim_id] = first["service_month"]
-        claim = _claim(claim_id, claim_rows, settings, batch.problems)
-        claims_by_provider.setdefault(first["billing_provider_npi"], []).append(claim)
-        for r in claim_rows:
-            batch.csv_rows.append({
-                "batch_id": batch_id, "claim_id": claim_id, "billing_npi": r["billing_npi"],
-                "patient_id": r["patient_id"], "mbi": r["mbi"], "service_month": f"{r['service_month']:%Y-%m}",
-                "date_of_service": r["date_of_service"].isoformat(), "cpt_code": r["cpt_code"], "units": r["units"],
-                "minutes": r["minutes"], "icd10_codes": " ".join(r["icd10_codes"] or []),
-                "charge_amount": f"{r['charge_amount']:.2f}", "expected_payment": f"{(r['expected_payment'] or 0):.2f}",
-            })
-
     x12 = settings.x12
-    interchanges = []
-    for n, (npi, claims) in enumerate(sorted(claims_by_provider.items())):
+    problems: list[str] = []
+    batch.interchanges = []
+    batch.interchange_rows = []
+    rows = con.execute("""
+        select billing_provider_npi, count(distinct claim_id), count(*), sum(units), sum(charge_amount)
+        from claimable_lines group by all order by 1""").fetchall()
+    for n, (npi, claims, lines, units, charges) in enumerate(rows):
         bp = providers.get(npi)
         if bp is None:
-            batch.problems.append(f"billing provider NPI {npi!r} (core.code_lines.billing_provider_npi) is not in "
-                                  f"billing_providers of {settings.source}; add it or fix the consent")
+            problems.append(f"billing provider NPI {npi!r} (core.code_lines.billing_provider_npi) is not in "
+                            f"billing_providers of {settings.source}; add it or fix the consent")
             continue
         number = first_control_number + n
         phone = x12.get("submitter_phone") or bp.phone or ""
         if not phone:
-            batch.problems.append(f"x12.submitter_phone: the 837P submitter contact (1000A PER) needs a phone "
-                                  f"number; set it in {settings.source}")
-        env = Envelope(number, number, number, created_at, batch_id, x12["submitter_id"], x12["submitter_name"],
-                       x12.get("submitter_contact") or x12["submitter_name"], phone, x12["receiver_id"],
-                       x12["receiver_name"], settings.payer_name, settings.payer_id, x12.get("usage_indicator", "T"))
+            problems.append(f"x12.submitter_phone: the 837P submitter contact (1000A PER) needs a phone "
+                            f"number; set it in {settings.source}")
+        env = Envelope(number, number, number, batch.created_at, batch.batch_id, x12["submitter_id"],
+                       x12["submitter_name"], x12.get("submitter_contact") or x12["submitter_name"], phone,
+                       x12["receiver_id"], x12["receiver_name"], settings.payer_name, settings.payer_id,
+                       x12.get("usage_indicator", "T"))
         info = BillingProviderInfo(bp.npi, bp.name, bp.tin, bp.taxonomy, bp.address.line1, bp.address.line2,
                                    bp.address.city, bp.address.state, bp.address.zip)
-        name = f"{batch_id}_{npi}.x12"
-        batch.x12[name] = render_interchange(env, info, claims)
-        batch.control_rows.append((number, number, number, batch_id, npi, name))
-        lines = [ln for c in claims for ln in c.lines]
-        interchanges.append({
+        name = f"{batch.batch_id}_{npi}.x12"
+        batch.interchanges.append(Interchange(npi, name, number, env, info, claims))
+        batch.interchange_rows.append({
             "file": name, "billing_provider_npi": npi, "interchange_control_number": f"{number:09d}",
             "group_control_number": str(number), "transaction_set_control_number": f"{number:04d}",
-            "claims": len(claims), "lines": len(lines), "units": sum(ln.units for ln in lines),
-            "charges": str(sum((c.total_charge for c in claims), Decimal("0"))),
+            "claims": claims, "lines": lines, "units": int(units), "charges": str(charges),
         })
-
-    charges = sum((Decimal(r["charge_amount"]) for r in batch.csv_rows), Decimal("0"))
-    expected = sum((Decimal(r["expected_payment"]) for r in batch.csv_rows), Decimal("0"))
-    batch.totals = {"claims": len(batch.service_months), "lines": len(batch.csv_rows),
-                    "units": sum(int(r["units"]) for r in batch.csv_rows),
-                    "charges": float(charges), "expected_payment": float(expected)}
-
-    files: dict[str, bytes] = {name: text.encode("ascii") for name, text in sorted(batch.x12.items())}
-    files["claim_lines.csv"] = _csv_bytes(batch.csv_rows)
-    for claim_id, packet in _audit_packets(con, batch_id).items():
-        files[f"audit/{claim_id}.json"] = _json_bytes(packet)
-    manifest = {
-        "batch_id": batch_id, "as_of": as_of.isoformat(), "run_id": run_id, "created_at": created_at.isoformat(),
-        "practice": settings.practice_name, "payer": {"name": settings.payer_name, "id": settings.payer_id},
-        "usage_indicator": x12.get("usage_indicator", "T"),
-        "counts": {"claims": batch.totals["claims"], "lines": batch.totals["lines"], "units": batch.totals["units"],
-                   "interchanges": len(batch.x12), "audit_packets": sum(1 for f in files if f.startswith("audit/"))},
-        "control_totals": {"claims": batch.totals["claims"], "lines": batch.totals["lines"],
-                           "units": batch.totals["units"], "charges": str(charges), "expected_payment": str(expected)},
-        "interchanges": interchanges,
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
-    }
-    files["manifest.json"] = _json_bytes(manifest)
-    batch.manifest_sha256 = hashlib.sha256(files["manifest.json"]).hexdigest()
-    batch.files = files
-    return batch
+        problems += check_billing_provider(name, bp.npi, bp.address.zip)
+    return problems
 
 
-def _claim(claim_id: str, rows: list[dict], settings: Settings, problems: list[str]) -> Claim:
-    first = rows[0]
-    at = f"claim {claim_id} (patient {first['patient_id']}, {first['service_month']:%Y-%m})"
-    if len({(r["billing_npi"], r["billing_provider_npi"]) for r in rows}) > 1:
-        problems.append(f"{at}: its code lines name more than one billing practitioner or provider")
-    if first["mbi"] is None:
-        problems.append(f"{at}: patient is not in staging.patients")
-    if not first["rendering_name"]:
-        problems.append(f"{at}: no staff member with NPI {first['billing_npi']} (the rendering practitioner's name)")
-
-    diagnoses: list[str] = []
-    for r in rows:
-        diagnoses += [c for c in (r["icd10_codes"] or []) if c not in diagnoses]
-    diagnoses = diagnoses[:MAX_DIAGNOSES]  # HI holds 12; codes come primary first
-    lines = []
-    for r in rows:
-        own = [diagnoses.index(c) + 1 for c in (r["icd10_codes"] or []) if c in diagnoses]
-        pointers = tuple(own[:MAX_POINTERS]) or tuple(range(1, min(len(diagnoses), MAX_POINTERS) + 1))
-        lines.append(ClaimLine(r["cpt_code"], int(r["units"]), Decimal(r["charge_amount"]), r["date_of_service"],
-                               pointers))
-    last, first_name = split_name(first["rendering_name"] or "")
-    subscriber = Subscriber(first["mbi"] or "", first["last_name"] or "", first["first_name"] or "",
-                            first["address_line1"] or "", first["address_line2"], first["city"] or "",
-                            first["state"] or "", first["zip"] or "", first["birth_date"] or date(1900, 1, 1),
-                            first["sex"] or "U")
-    return Claim(claim_id, subscriber, first["billing_npi"], last, first_name, tuple(diagnoses), tuple(lines),
-                 settings.place_of_service or "11")
+def _data_problems(con, batch_id: str) -> list[str]:
+    """Claims the data cannot make, found in SQL over the whole batch."""
+    at = "'claim ' || claim_id || ' (patient ' || patient_id || ', ' || strftime(service_month, '%Y-%m') || ')'"
+    checks = [
+        f"select {at} || ': its code lines name more than one billing practitioner or provider' "
+        "from batch_claims where practitioner_count > 1",
+        "select 'claim ' || claim_id || ': the claim id names more than one patient-month' "
+        "from batch_claims where patient_month_count > 1",
+        f"select {at} || ': patient is not in staging.patients' from batch_claims where mbi is null",
+        f"select {at} || ': no staff member with NPI ' || coalesce(billing_npi, '') "
+        "|| ' (the rendering practitioner''s name)' from batch_claims where coalesce(rendering_name, '') = ''",
+        # one claim per patient-month, across interchanges (the ledger key is patient_id; this is the MBI)
+        """select $1 || '_' || billing_provider_npi || '.x12 claim ' || claim_id
+                   || ': the same patient-month is also claim ' || previous || '; one claim per patient-month'
+            from (select *, lag(claim_id) over (partition by mbi, service_month order by claim_ordinal) as previous
+                  from batch_claims where mbi is not null)
+            where previous is not null""",
+    ]
+    problems: list[str] = []
+    for sql in checks:
+        rows = con.execute(f"{sql} order by 1 limit {MAX_PROBLEMS + 1}", [batch_id] if "$1" in sql else []).fetchall()
+        problems += [r[0] for r in rows[:MAX_PROBLEMS]]
+        if len(rows) > MAX_PROBLEMS:
+            problems.append("... and more like the last")
+    return problems
 
 
-def _audit_packets(con, batch_id: str) -> dict[str, dict]:
-    """Per claim: the activity log behind it, the eligibility evidence and the codes with their minutes.
-    One query per kind of evidence for the whole batch, grouped by claim in Python."""
-    con.execute("""
-        create or replace temp table batch_claims as
-        select claim_id, patient_id, service_month, any_value(billing_npi) as billing_npi,
-               any_value(billing_provider_npi) as billing_provider_npi,
-               any_value(countable_minutes) as countable_minutes,
-               any_value(clinical_staff_minutes) as clinical_staff_minutes,
-               any_value(practitioner_minutes) as practitioner_minutes,
-               flatten(list(icd10_codes order by line_number)) as qualifying_codes
-        from claimable_lines group by claim_id, patient_id, service_month
-    """)
-    packets: dict[str, dict] = {}
-    for c in _fetch_dicts(con, "select * from batch_claims order by claim_id"):
-        packets[c["claim_id"]] = {
-            "batch_id": batch_id, "claim_id": c["claim_id"], "patient_id": c["patient_id"],
-            "service_month": f"{c['service_month']:%Y-%m}", "billing_npi": c["billing_npi"],
-            "billing_provider_npi": c["billing_provider_npi"],
-            "minutes": {"countable": c["countable_minutes"], "clinical_staff": c["clinical_staff_minutes"],
-                        "practitioner": c["practitioner_minutes"]},
-            "codes": [], "activities": [],
-            "eligibility": {"conditions": [], "consents": [], "care_plans": [], "encounters": [],
-                            "initiating_visit": None},
-        }
+# -- writing a batch (streaming) --------------------------------------------------------------------
 
-    def add(key: str, sql: str, sub: str | None = None) -> None:
-        for r in _fetch_dicts(con, sql):
-            target = packets[r.pop("claim_id")]
-            (target["eligibility"] if sub else target)[key].append(r)
+class _HashedFile:
+    """A new private file (0600) written with os.write and hashed as it goes."""
 
-    add("codes", """
-        select claim_id, cpt_code, units, minutes, charge_amount, expected_payment, date_of_service, icd10_codes
-        from claimable_lines order by claim_id, line_number, cpt_code""")
-    add("activities", """
-        select b.claim_id, am.activity_id, a.started_at_local::date as date, a.started_at_local as started_at,
-               am.duration_minutes as minutes, am.countable_minutes, am.counted_as, am.excluded_minutes,
-               am.exclusion_reason, am.staff_id, s.full_name as staff_name, s.role as staff_role,
-               coalesce(am.role_class, s.role_class) as role_class, s.npi as staff_npi,
-               a.activity_type, a.face_to_face, a.note, a.documented_at_local as documented_at
-        from batch_claims b
-        join core.activity_minutes am using (patient_id, service_month)
-        left join staging.activity_versions a using (activity_id)
-        left join staging.staff s on s.staff_id = am.staff_id
-        order by b.claim_id, a.started_at_local, am.activity_id""")
-    add("conditions", """
-        select b.claim_id, c.icd10_code, c.description, c.onset_date, c.resolved_date, c.chronic,
-               list_contains(b.qualifying_codes, c.icd10_code) as qualifying
-        from batch_claims b join staging.conditions c using (patient_id)
-        order by b.claim_id, qualifying desc, c.icd10_code""", sub="eligibility")
-    add("consents", """
-        select b.claim_id, c.consent_date, c.method, c.billing_npi, c.revoked_date
-        from batch_claims b join staging.consents c using (patient_id)
-        order by b.claim_id, c.consent_date""", sub="eligibility")
-    add("care_plans", """
-        select b.claim_id, p.plan_id, p.established_date, p.revised_date, p.revision, p.complexity,
-               p.shared_with_patient_date
-        from batch_claims b join staging.care_plans p using (patient_id)
-        where p.established_date <= last_day(b.service_month)
-        order by b.claim_id, p.established_date, p.plan_id""", sub="eligibility")
-    add("encounters", """
-        select b.claim_id, e.encounter_id, e.encounter_date, e.cpt_code, e.rendering_npi
-        from batch_claims b join staging.encounters e using (patient_id)
-        where e.encounter_date <= last_day(b.service_month)
-          and e.encounter_date >= b.service_month - interval 12 month
-        order by b.claim_id, e.encounter_date desc, e.encounter_id""", sub="eligibility")
-    codes = ", ".join(f"'{c}'" for c in INITIATING_VISIT_CODES)
-    for r in _fetch_dicts(con, f"""
-        select b.claim_id, e.encounter_id, e.encounter_date, e.cpt_code, e.rendering_npi
-        from batch_claims b join staging.encounters e using (patient_id)
-        where e.encounter_date <= last_day(b.service_month) and e.cpt_code in ({codes})
-          and (e.rendering_npi is null or e.rendering_npi = b.billing_npi)
-        qualify row_number() over (partition by b.claim_id order by e.encounter_date desc, e.encounter_id) = 1"""):
-        packets[r.pop("claim_id")]["eligibility"]["initiating_visit"] = r
-    # The rules stage's own verdict, whatever columns it carries.
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(self.fd, 0o600)  # whatever the umask
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.size += len(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def close(self) -> tuple[str, int]:
+        os.close(self.fd)
+        return self.sha.hexdigest(), self.size
+
+
+def _write_file(path: Path, data: bytes) -> str:
+    f = _HashedFile(path)
+    try:
+        f.write(data)
+    finally:
+        digest, _ = f.close()
+    return digest
+
+
+def _chunks(total: int, size: int | None = None) -> list[tuple[int, int]]:
+    size = size or CHUNK_CLAIMS
+    return [(lo, min(lo + size - 1, total)) for lo in range(1, total + 1, size)]
+
+
+def _claim_lines(con, sql_where: str, params: list) -> pl.DataFrame:
+    sql = sql_text("billing/claim_chunk_lines.sql")
+    if sql_where:
+        sql = sql.replace("where claim_ordinal between $1 and $2", sql_where)
+    return prepare_claim_elements(pl.from_arrow(con.sql(sql, params=params).to_arrow_table()))
+
+
+def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
+    """Every file of the batch into `tmp`, hashed as written; edits on every claim; pyx12 on the
+    interchanges (whole or sampled); then the manifest; then one sync for the lot."""
+    n_claims = batch.totals["claims"]
+    batch.problems, names, shas, sizes = [], [], [], []
+    started, seconds = time.perf_counter(), {}
+    _mkdir_private(tmp)
+    _mkdir_private(tmp / "audit")
+    file_names = {ic.npi: ic.file_name for ic in batch.interchanges}
+
+    # the interchanges and claim_lines.csv, chunk by chunk in claim order
+    x12_files, segments = {}, {}
+    for ic in batch.interchanges:
+        head, segments[ic.npi] = interchange_header(ic.envelope, ic.provider)
+        x12_files[ic.npi] = _HashedFile(tmp / ic.file_name)
+        x12_files[ic.npi].write(head.encode("ascii"))
+    csv_file = _HashedFile(tmp / "claim_lines.csv")
+    csv_file.write((",".join(CSV_COLUMNS) + "\n").encode("utf-8"))
+    x12_lines = []  # (claim_id, cpt_code, units, charge) of every SV1, to check the CSV against
+    for i, (lo, hi) in enumerate(_chunks(n_claims)):
+        lines = _claim_lines(con, "", [lo, hi])
+        batch.problems += check_claim_lines(lines, file_names, MAX_PROBLEMS)
+        blocks = claim_blocks(lines, settings.payer_name, settings.payer_id, settings.place_of_service or "11")
+        for (npi,), part in blocks.partition_by("billing_provider_npi", as_dict=True, maintain_order=True).items():
+            x12_files[npi].write(part["block"].str.join("").item().encode("ascii", "replace"))
+            segments[npi] += int(part["segments"].sum())
+        x12_lines.append(lines.select("claim_id", "cpt_code", "units", charge="x12_charge"))
+        text = con.execute(sql_text("billing/claim_chunk_csv.sql"), [batch.batch_id, lo, hi]).fetchall()[0][0]
+        csv_file.write(text.encode("utf-8"))
+        del lines, blocks
+        if i == 0:
+            _fault("mid_files")
+    for ic in batch.interchanges:
+        x12_files[ic.npi].write(interchange_trailer(ic.envelope, segments[ic.npi]).encode("ascii"))
+        digest, size = x12_files[ic.npi].close()
+        names.append(ic.file_name), shas.append(digest), sizes.append(size)
+    digest, size = csv_file.close()
+    names.append("claim_lines.csv"), shas.append(digest), sizes.append(size)
+    batch.problems += _csv_matches_x12(con, tmp / "claim_lines.csv", pl.concat(x12_lines))
+    del x12_lines
+    batch.files = [pa.table({"file_name": names, "sha256": shas, "size": sizes})]
+    seconds["837p_csv_edits"] = time.perf_counter() - started
+
+    # the validation pyx12 does on top of our edits
+    batch.validation = _pyx12(con, settings, batch, tmp)
+    seconds["pyx12"] = time.perf_counter() - started - sum(seconds.values())
+    if batch.problems:
+        return
+
+    # audit packets, chunk by chunk in claim id order
+    con.execute("create or replace temp macro iso_local(ts) as strftime(ts, '%Y-%m-%dT%H:%M:%S') || "
+                "case when epoch_us(ts) % 1000000 <> 0 then strftime(ts, '.%f') else '' end")
+    audit_sql = _audit_sql(con)
+    for lo, hi in _chunks(n_claims, AUDIT_CHUNK_CLAIMS):
+        names, shas, sizes = [], [], []
+        for claim_id, packet in con.execute(audit_sql, [batch.batch_id, lo, hi]).fetchall():
+            data = packet.encode("utf-8")
+            name = f"audit/{claim_id}.json"
+            shas.append(_write_file(tmp / name, data))
+            names.append(name), sizes.append(len(data))
+        batch.files.append(pa.table({"file_name": names, "sha256": shas, "size": sizes}))
+    seconds["audit"] = time.perf_counter() - started - sum(seconds.values())
+
+    manifest_sha, size = _write_manifest(settings, batch, tmp / "manifest.json")
+    batch.files.append(pa.table({"file_name": ["manifest.json"], "sha256": [manifest_sha], "size": [size]}))
+    batch.manifest_sha256 = manifest_sha
+    batch.file_count = sum(t.num_rows for t in batch.files)
+    # One sync for the lot, not an fsync per file: a batch holds an audit packet per claim.
+    os.sync()
+    _fsync_dir(tmp / "audit")
+    _fsync_dir(tmp)
+    _fsync_dir(tmp.parent)
+    seconds["manifest_sync"] = time.perf_counter() - started - sum(seconds.values())
+    log.info("claims: batch %s written (%s)", batch.batch_id, ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
+
+
+def _csv_matches_x12(con, csv_path: Path, x12_lines: pl.DataFrame) -> list[str]:
+    """claim_lines.csv as written, read back, = the 837P's service lines, line for line."""
+    con.register("x12_service_lines", x12_lines.to_arrow())
+    try:
+        rows = con.execute(f"""
+            with csv_lines as (
+                select claim_id, cpt_code, units::integer as units, charge_amount::decimal(18, 2) as charge
+                from read_csv('{str(csv_path).replace("'", "''")}', header = true, all_varchar = true)
+            ),
+            x12_lines as (
+                select claim_id, cpt_code, units::integer as units, charge::decimal(18, 2) as charge
+                from x12_service_lines
+            ),
+            csv_only as (select * from csv_lines except all select * from x12_lines),
+            x12_only as (select * from x12_lines except all select * from csv_lines)
+            select 'claim_lines.csv', * from csv_only union all select 'the 837P files', * from x12_only
+            order by all limit 10""").fetchall()
+    finally:
+        con.unregister("x12_service_lines")
+    return [f"claim {claim_id}: line {cpt} x{units} {charge} is only in {label}; "
+            "the CSV and the 837P must agree line for line" for label, claim_id, cpt, units, charge in rows]
+
+
+def _pyx12(con, settings: Settings, batch: Batch, tmp: Path) -> dict[str, Any]:
+    """pyx12 on every whole interchange (and the text edits of check_batch) up to x12_full_max_claims
+    claims; above, on a sample interchange per provider. Findings go to batch.problems."""
+    n_claims = batch.totals["claims"]
+    if n_claims <= settings.x12_full_max_claims:
+        texts = {ic.file_name: (tmp / ic.file_name).read_text(encoding="ascii") for ic in batch.interchanges}
+        with open(tmp / "claim_lines.csv", newline="", encoding="utf-8") as fh:
+            csv_rows = list(csv.DictReader(fh))
+        months = dict(con.execute("select claim_id, service_month from batch_claims").fetchall())
+        found = check_batch(texts, csv_rows, months)
+        for name, text in texts.items():
+            found += [f"{name}: pyx12: {p}" for p in validate_with_pyx12(text)]
+        batch.problems += [p for p in dict.fromkeys(found) if p not in batch.problems]
+        return {"pyx12": "full", "claims_checked_by_pyx12": n_claims, "claims": n_claims,
+                "own_edits": "every claim"}
+
+    sample = con.execute(f"""
+        select claim_ordinal from (
+            select claim_ordinal,
+                   row_number() over (partition by billing_provider_npi order by claim_ordinal) as nth,
+                   row_number() over (partition by billing_provider_npi, line_count, len(diagnoses),
+                                                   coalesce(address_line2, '') = '', list_sort(cpt_codes)
+                                      order by claim_ordinal) as nth_of_shape
+            from batch_claims)
+        where nth <= {int(PYX12_SAMPLE_FIRST)} or nth_of_shape = 1
+        order by claim_ordinal""").fetchall()
+    ordinals = [r[0] for r in sample]
+    checked = 0
+    for lo in range(0, len(ordinals), CHUNK_CLAIMS):  # a sample is small; chunked all the same
+        part = ordinals[lo:lo + CHUNK_CLAIMS]
+        lines = _claim_lines(con, "where claim_ordinal in (select unnest($1::bigint[]))", [part])
+        # HL01 numbers the claims of the sample interchange, 2 onwards
+        lines = lines.with_columns(
+            hl=pl.col("claim_ordinal").rank("dense").over("billing_provider_npi").cast(pl.Int64) + 1)
+        blocks = claim_blocks(lines, settings.payer_name, settings.payer_id, settings.place_of_service or "11")
+        months = dict(zip(*lines.select("claim_id", "service_month").unique().to_dict(as_series=False).values()))
+        for ic in batch.interchanges:
+            part_blocks = blocks.filter(pl.col("billing_provider_npi") == ic.npi)
+            if part_blocks.is_empty():
+                continue
+            head, n = interchange_header(ic.envelope, ic.provider)
+            text = (head + part_blocks["block"].str.join("").item()
+                    + interchange_trailer(ic.envelope, n + int(part_blocks["segments"].sum())))
+            found = check_interchange(text, f"{ic.file_name} (pyx12 sample)", months)
+            found += [f"{ic.file_name} (pyx12 sample): pyx12: {p}" for p in validate_with_pyx12(text)]
+            batch.problems += found
+            checked += part_blocks.height
+    return {"pyx12": "sample", "claims_checked_by_pyx12": checked, "claims": n_claims, "own_edits": "every claim"}
+
+
+def _json_value(expr: str, data_type: str) -> str:
+    """A column as the old json.dumps(default=...) wrote it: dates ISO, timestamps ISO with T, decimals as text."""
+    t = data_type.upper()
+    if t.startswith("DECIMAL"):
+        return f"{expr}::varchar"
+    if t == "TIMESTAMP":
+        return f"iso_local({expr})"
+    if t.startswith("TIMESTAMP"):
+        return f"strftime({expr}, '%Y-%m-%dT%H:%M:%S%z')"
+    return expr
+
+
+def _audit_sql(con) -> str:
+    rules = "select null::varchar as claim_id, null::json as item where false"
     if table_exists(con, "core", "eligibility"):
-        cols = {r[0] for r in con.execute("select column_name from information_schema.columns "
-                                          "where table_schema = 'core' and table_name = 'eligibility'").fetchall()}
-        if {"patient_id", "service_month"} <= cols:
-            for r in _fetch_dicts(con, """
-                select b.claim_id, e.* from batch_claims b join core.eligibility e using (patient_id, service_month)
-                order by b.claim_id"""):
-                claim_id = r.pop("claim_id")
-                packets[claim_id]["eligibility"]["rules_verdict"] = r
-    return packets
+        columns = con.execute("select column_name, data_type from information_schema.columns "
+                              "where table_schema = 'core' and table_name = 'eligibility' "
+                              "order by ordinal_position").fetchall()
+        if {"patient_id", "service_month"} <= {c for c, _ in columns}:
+            fields = ", ".join(f"'{c}', {_json_value('e.' + chr(34) + c + chr(34), t)}" for c, t in columns)
+            rules = (f"select b.claim_id, json_object({fields}) as item from chunk b "
+                     f"join core.eligibility e using (patient_id, service_month) "
+                     f"qualify row_number() over (partition by b.claim_id) = 1")
+    codes = ", ".join(f"'{c}'" for c in INITIATING_VISIT_CODES)
+    return (sql_text("billing/audit_packets.sql").replace("{rules_verdict}", rules)
+            .replace("{initiating_visit_codes}", codes))
+
+
+def _write_manifest(settings: Settings, batch: Batch, path: Path) -> tuple[str, int]:
+    """manifest.json, its "files" object streamed from the per-chunk file tables."""
+    t = batch.totals
+    manifest = {
+        "batch_id": batch.batch_id, "as_of": batch.as_of.isoformat(), "run_id": batch.run_id,
+        "created_at": batch.created_at.isoformat(), "practice": settings.practice_name,
+        "payer": {"name": settings.payer_name, "id": settings.payer_id},
+        "usage_indicator": settings.x12.get("usage_indicator", "T"),
+        "counts": {"claims": t["claims"], "lines": t["lines"], "units": t["units"],
+                   "interchanges": len(batch.interchanges), "audit_packets": t["claims"]},
+        "control_totals": {"claims": t["claims"], "lines": t["lines"], "units": t["units"],
+                           "charges": t["charges_text"], "expected_payment": t["expected_payment_text"]},
+        "interchanges": batch.interchange_rows,
+        "x12_validation": batch.validation,
+    }
+    head = json.dumps(manifest, ensure_ascii=False)
+    f = _HashedFile(path)
+    try:
+        f.write((head[:-1] + ', "files": {').encode("utf-8"))
+        first = True
+        for table in batch.files:
+            frame = pl.from_arrow(table)
+            text = frame.select(pl.concat_str([pl.lit('"'), pl.col("file_name"), pl.lit('": "'), pl.col("sha256"),
+                                               pl.lit('"')]).str.join(", ")).item()
+            if text:
+                f.write(((", " if not first else "") + text).encode("utf-8"))
+                first = False
+        f.write(b"}}\n")
+    finally:
+        digest, size = f.close()
+    return digest, size
 
 
 # -- committing and delivering ----------------------------------------------------------------------
 
 def _commit_batch(con, batch: Batch, final: Path) -> None:
-    """One transaction: control numbers, ledger, ledger lines, batch row, batch bytes."""
+    """One transaction: control numbers, ledger, ledger lines, batch row, file names and hashes."""
     now = datetime.now(timezone.utc)
-    files = pa.table({
-        "batch_id": [batch.batch_id] * len(batch.files),
-        "file_name": list(batch.files),
-        "sha256": [hashlib.sha256(b).hexdigest() for b in batch.files.values()],
-        "content": pa.array(list(batch.files.values()), type=pa.binary()),
-    })
+    files = pa.concat_tables(batch.files)
+    files = files.add_column(0, "batch_id", pa.array([batch.batch_id] * files.num_rows, pa.string()))
+    control_rows = [(ic.number, ic.number, ic.number, batch.batch_id, ic.npi, ic.file_name)
+                    for ic in batch.interchanges]
     con.begin()
     try:
         con.executemany("insert into billing.control_numbers values (?, ?, ?, ?, ?, ?, 'used', ?)",
-                        [(*row, now) for row in batch.control_rows])
+                        [(*row, now) for row in control_rows])
         con.execute("""
             insert into billing.ledger
             select patient_id, service_month, claim_id, ? as batch_id,
@@ -379,7 +571,8 @@ def _commit_batch(con, batch: Batch, final: Path) -> None:
                     [batch.batch_id, batch.as_of, batch.run_id, str(final), t["claims"], t["lines"], t["units"],
                      Decimal(str(t["charges"])), Decimal(str(t["expected_payment"])), batch.manifest_sha256, now])
         con.register("new_batch_files", files)
-        con.execute("insert into billing.batch_files select * from new_batch_files")
+        con.execute("insert into billing.batch_files (batch_id, file_name, sha256, size) "
+                    "select batch_id, file_name, sha256, size from new_batch_files")
         con.unregister("new_batch_files")
         _fault("in_ledger")
         con.commit()
@@ -402,9 +595,11 @@ def _mark_delivered(con, batch_id: str) -> None:
 
 
 def recover_batches(con: duckdb.DuckDBPyConnection, claims_dir: Path) -> dict[str, list[str]]:
-    """Finish what a killed run left: committed batches are put in place (renamed, or rebuilt from
-    billing.batch_files); temp folders that never reached the ledger are deleted (their claims are
-    redone) after their control numbers are recorded as void."""
+    """Finish what a killed run left: committed batches whose complete temp folder (every file, every
+    hash as in billing.batch_files) is there are renamed into place; a committed batch whose folder is
+    gone or does not match fails the run (the warehouse holds hashes, not bytes: it cannot be rebuilt);
+    temp folders that never reached the ledger are deleted (their claims are redone) after their
+    control numbers are recorded as void."""
     out: dict[str, list[str]] = {"recovered": [], "abandoned": []}
     for batch_id, path in con.execute(
             "select batch_id, path from billing.batches where status = 'committed' order by batch_id").fetchall():
@@ -415,18 +610,17 @@ def recover_batches(con: duckdb.DuckDBPyConnection, claims_dir: Path) -> dict[st
         if _folder_matches(final, expected):
             pass  # killed after the rename: only the status is missing
         elif final.exists():
-            raise RuntimeError(f"claim batch folder {final} does not match what billing.batch_files holds for "
-                               f"{batch_id}; move it aside and rerun to rebuild it from the warehouse")
-        else:
-            if not _folder_matches(tmp, expected):  # missing or half-written: rebuild from the warehouse
-                shutil.rmtree(tmp, ignore_errors=True)
-                files = dict(con.execute("select file_name, content from billing.batch_files where batch_id = ? "
-                                         "order by file_name = 'manifest.json', file_name", [batch_id]).fetchall())
-                final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                _write_folder(tmp, {name: bytes(data) for name, data in files.items()})
+            raise RuntimeError(f"claim batch {batch_id}: folder {final} does not match the SHA-256 hashes in "
+                               f"billing.batch_files; restore the batch's folder from a backup (the warehouse "
+                               f"holds only its hashes) and rerun")
+        elif _folder_matches(tmp, expected):
             os.rename(tmp, final)
             _fsync_dir(final.parent)
-        shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            state = "is incomplete or altered" if tmp.exists() else "is missing"
+            raise RuntimeError(f"claim batch {batch_id} is in the ledger but its folder {tmp} {state} (it was "
+                               f"to be renamed to {final}); it cannot be rebuilt from the warehouse, which holds "
+                               f"only the files' hashes: restore the folder from a backup and rerun")
         _mark_delivered(con, batch_id)
         out["recovered"].append(batch_id)
         log.warning("claims: recovered interrupted batch %s", batch_id)
@@ -483,35 +677,6 @@ def _next_batch_id(con, as_of: date, claims_dir: Path) -> str:
     return f"{prefix}{seq:03d}"
 
 
-def _write_folder(folder: Path, files: dict[str, bytes]) -> None:
-    """Every file 0600, every folder 0700 (claims and audit packets are PHI), all
-    on disk before the ledger commits. One sync for the lot, not an fsync per
-    file: a batch holds an audit packet per claim (tens of thousands of files),
-    and every byte is also in billing.batch_files, from which recovery rebuilds
-    a folder that does not match its hashes."""
-    _mkdir_private(folder)
-    dirs = {folder}
-    for i, (name, data) in enumerate(files.items()):
-        path = folder / name
-        if path.parent not in dirs:
-            _mkdir_private(path.parent)
-            dirs.add(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchmod(fd, 0o600)  # whatever the umask
-        finally:
-            os.close(fd)
-        if i == 0:
-            _fault("mid_files")
-    os.sync()
-    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
-        _fsync_dir(d)
-    _fsync_dir(folder.parent)
-
-
 def _mkdir_private(path: Path) -> None:
     os.mkdir(path, 0o700)
     os.chmod(path, 0o700)
@@ -531,31 +696,3 @@ def _folder_matches(folder: Path, expected: dict[str, str]) -> bool:
     present = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
     return set(present) == set(expected) and all(
         hashlib.sha256(present[name].read_bytes()).hexdigest() == sha for name, sha in expected.items())
-
-
-def _csv_bytes(rows: list[dict]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def _json_bytes(obj: Any) -> bytes:
-    # No indent: it forces json's pure-Python encoder, 3x slower over tens of
-    # thousands of audit packets. Any JSON viewer pretty-prints on opening.
-    return (json.dumps(obj, default=_json_default, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _fetch_dicts(con, sql: str, params: list | None = None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]

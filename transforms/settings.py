@@ -80,6 +80,9 @@ class Settings:
     charges: dict[str, float]
     documentation: Documentation
     vendor: VendorMapping
+    # pyx12 reads a whole interchange up to this many claims in the batch; above it, a sample
+    # per interchange (our own vectorised edits still cover every claim). See transforms/claims.py.
+    x12_full_max_claims: int = 5000
 
     def billing_provider_for(self, practitioner_npi: str) -> BillingProvider:
         for bp in self.billing_providers:
@@ -199,6 +202,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if not rules_dir.is_dir():
             problems.append(f"billing.rules_dir: {rules_dir} is not a folder")
 
+    full_max = (raw.get("x12_validation") or {}).get("full_max_claims", 5000)
+    if not isinstance(full_max, int) or isinstance(full_max, bool) or full_max < 0:
+        problems.append("x12_validation.full_max_claims: must be a whole number of claims, 0 or more")
+        full_max = 5000
+
     doc_raw = raw.get("documentation") or {}
     doc = Documentation(
         vague_min_words=int(doc_raw.get("vague_min_words", 6)),
@@ -241,4 +249,5 @@ def load_settings(path: str | Path | None = None) -> Settings:
         charges={str(k): float(v) for k, v in (billing.get("charges") or {}).items()},
         documentation=doc,
         vendor=vendor,
+        x12_full_max_claims=full_max,
     )
