@@ -60,32 +60,33 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    worklist_path, worklist_rows = write_worklist(con, as_of, run_dir / WORKLIST_FILE)
-    report_path = report.write_report(con, run_id, as_of, run_dir / REPORT_FILE, settings.practice_name)
+    worklist_path, worklist = write_worklist(con, as_of, run_dir / WORKLIST_FILE)
+    # The report's queries also give the summary's totals (one pass over each view).
+    data = report.collect_report_data(con, run_id, as_of, settings.practice_name, worklist=worklist)
+    report_path = report.write_report(con, run_id, as_of, run_dir / REPORT_FILE, settings.practice_name, data=data)
 
     def count(sql: str) -> int:
         return int(con.execute(sql).fetchall()[0][0] or 0)
 
-    left = con.execute("select coalesce(sum(estimated_left_on_table), 0) from marts.patient_month").fetchall()[0][0]
     summary = {
         "views": [f"marts.{v}" for v in VIEWS],
         "worklist_csv": str(worklist_path),
-        "worklist_rows": worklist_rows,
+        "worklist_rows": len(worklist),
         "report_html": str(report_path),
-        "patient_months": count("select count(*) from marts.patient_month"),
+        "patient_months": data.patient_months,
         "claim_lines": count("select count(*) from marts.claim_lines"),
-        "dq_flags": count("select count(*) from marts.dq_flags"),
+        "dq_flags": data.dq_flags,
         "pipeline_runs": count("select count(*) from marts.pipeline_runs"),
-        "estimated_left_on_table": float(left),
+        "estimated_left_on_table": float(data.estimated_left_on_table),
         "fee_reference_rows": len(fees),
     }
-    log.info("marts: %d patient-months, %d worklist rows", summary["patient_months"], worklist_rows)
+    log.info("marts: %d patient-months, %d worklist rows", summary["patient_months"], len(worklist))
     return summary
 
 
-def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date, path: Path) -> tuple[Path, int]:
-    """The open month's worklist as of `as_of`, in priority order. It names patients
-    (care teams call them): written readable by its owner only, like the warehouse."""
+def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date, path: Path) -> tuple[Path, list[dict]]:
+    """The open month's worklist as of `as_of`, in priority order, and its rows. It names
+    patients (care teams call them): written readable by its owner only, like the warehouse."""
     con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
     try:
         cur = con.execute("select * from marts.threshold_worklist order by priority")
@@ -101,7 +102,7 @@ def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date, path: Path) -> t
         writer.writerows([["" if v is None else v for v in row] for row in rows])
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-    return path, len(rows)
+    return path, [dict(zip(header, row)) for row in rows]
 
 
 # ---------------------------------------------------------------- fee reference

@@ -18,25 +18,44 @@ with as_of as (
         current_date) as as_of
 ),
 open_month as (
-    select as_of, date_trunc('month', as_of)::date as service_month, last_day(as_of) as month_end from as_of
+    select as_of, date_trunc('month', as_of)::date as service_month, last_day(as_of) as month_end,
+           (date_trunc('month', as_of) - interval 1 month)::date as previous_month
+    from as_of
+),
+-- The open month's and the previous month's patient-months, read once. When
+-- worklist_as_of is set, its two months are also named as constants: a join on
+-- open_month alone would not reach the scan, and every month of history would be
+-- read. Unset, the bounds fall back to the row's own month (no filter).
+recent as (
+    select patient_id, service_month, billing_npi, billing_provider_npi, billing_staff_id, billing_practitioner_name,
+           countable_minutes, clinical_staff_minutes, practitioner_minutes, excluded_held_documentation,
+           excluded_after_revocation, eligible, reasons_not_billed, next_threshold_minutes,
+           minutes_to_next_threshold, codes, expected_payment
+    from marts.patient_month
+    where service_month
+          between coalesce((date_trunc('month', try_cast(getvariable('worklist_as_of') as date))
+                            - interval 1 month)::date, service_month)
+              and coalesce(date_trunc('month', try_cast(getvariable('worklist_as_of') as date))::date, service_month)
 ),
 this_month as (
     select pm.*,
            case when pm.eligible then 'eligible' else 'eligible_but_for_minutes' end as worklist_status
-    from marts.patient_month pm
+    from recent pm
     join open_month o using (service_month)
     where pm.eligible
-       -- held back only by minutes (or by the month still being open)
-       or list_bool_and(list_transform(pm.reason_codes,
-              lambda r: r in ('below_threshold', 'month_open', 'open_month', 'month_not_closed', 'in_progress')))
+       -- held back only by minutes (or by the month still being open): every reason
+       -- code (marts.patient_month.reason_codes: the text before ':') is one of these
+       or list_bool_and(list_transform(pm.reasons_not_billed,
+              lambda r: trim(split_part(r, ':', 1))
+                        in ('below_threshold', 'month_open', 'open_month', 'month_not_closed', 'in_progress')))
 ),
 carried_forward as (        -- eligible last month, nothing logged yet this month
     select prev.patient_id, o.service_month, prev.billing_npi, prev.billing_provider_npi, prev.billing_staff_id,
            prev.billing_practitioner_name
-    from marts.patient_month prev
-    join open_month o on prev.service_month = (o.service_month - interval 1 month)::date
+    from recent prev
+    join open_month o on prev.service_month = o.previous_month
     where prev.eligible and prev.excluded_after_revocation = 0
-      and not exists (select 1 from marts.patient_month cur
+      and not exists (select 1 from recent cur
                       where cur.patient_id = prev.patient_id and cur.service_month = o.service_month)
 ),
 candidates as (
