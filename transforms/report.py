@@ -100,38 +100,49 @@ def worklist_counts(rows: list[dict]) -> dict[str, int]:
     return {name: sum(1 for r in rows if rule(r)) for name, rule in WORKLIST_COUNTS}
 
 
-def month_totals(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """One row per service month of marts.patient_month, oldest first: whether any of its
-    patient-months is closed, how many there are, and expected payment by outcome
-    (as marts.revenue_summary counts it: the ledger's amount once billed) and the
-    estimate left on the table. One pass over the view serves the closed month, the
-    trend and the stage summary's totals."""
+def month_outcomes(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """marts.patient_month counted by service month, outcome and countable minute (the
+    histograms' bins): whether any of them is closed, how many, expected payment (the
+    ledger's amount once billed, as marts.revenue_summary counts it) and the estimate
+    left on the table. One pass over the view serves the closed month, both
+    histograms, the trend and the stage summary's totals."""
     return _rows(con, """
-        select service_month,
+        select service_month, outcome, least(countable_minutes, ?) as minute,
                bool_or(month_closed) as any_closed,
-               count(*) as patient_months,
-               coalesce(sum(billed_expected_payment) filter (where outcome = 'billed'), 0) as billed,
-               coalesce(sum(expected_payment) filter (where outcome = 'billable'), 0) as billable,
-               coalesce(sum(expected_payment) filter (where outcome = 'in_progress'), 0) as in_progress,
-               coalesce(sum(estimated_left_on_table), 0) as "left"
+               count(*) as n,
+               sum(billed_expected_payment) as billed_expected_payment,
+               sum(expected_payment) as expected_payment,
+               sum(estimated_left_on_table) as estimated_left_on_table
         from marts.patient_month
-        group by service_month
-        order by service_month""")
+        group by all""", [HISTOGRAM_MAX])
 
 
-def _histograms(con, months: dict[date, dict[str, str]]) -> dict[date, dict[str, list[int]]]:
-    """Patient-months by countable minute and series, for each month asked (one query)."""
-    out = {m: {s: [0] * (HISTOGRAM_MAX + 1) for s in dict.fromkeys(series.values())}
-           for m, series in months.items()}
-    placeholders = ", ".join("?" for _ in months)
-    for r in _rows(con, f"""
-            select service_month, outcome, least(countable_minutes, ?) as minute, count(*) as n
-            from marts.patient_month where service_month in ({placeholders})
-            group by all""", [HISTOGRAM_MAX, *months]):
-        series = months[r["service_month"]].get(r["outcome"])
+def _month_totals(outcomes: list[dict]) -> dict[date, dict]:
+    """Per service month, oldest first (a patient-month without one last, as None):
+    any_closed, patient_months, and payment by outcome."""
+    months: dict[date | None, dict] = {}
+    for r in sorted(outcomes, key=lambda r: (r["service_month"] is None, r["service_month"] or date.min)):
+        m = months.setdefault(r["service_month"], {
+            "any_closed": False, "patient_months": 0, "billed": Decimal(0), "billable": Decimal(0),
+            "in_progress": Decimal(0), "left": Decimal(0)})
+        m["any_closed"] = m["any_closed"] or bool(r["any_closed"])
+        m["patient_months"] += int(r["n"])
+        paid = r["billed_expected_payment"] if r["outcome"] == "billed" else r["expected_payment"]
+        if r["outcome"] in ("billed", "billable", "in_progress") and paid is not None:
+            m[r["outcome"]] += paid
+        m["left"] += r["estimated_left_on_table"] or 0
+    return months
+
+
+def _histogram(outcomes: list[dict], month: date, series_of_outcome: dict[str, str]) -> dict[str, list[int]]:
+    counts = {s: [0] * (HISTOGRAM_MAX + 1) for s in dict.fromkeys(series_of_outcome.values())}
+    for r in outcomes:
+        if r["service_month"] != month:
+            continue
+        series = series_of_outcome.get(r["outcome"])
         if series is not None and r["minute"] is not None and r["minute"] >= 0:
-            out[r["service_month"]][series][int(r["minute"])] += int(r["n"])
-    return out
+            counts[series][int(r["minute"])] += int(r["n"])
+    return counts
 
 
 def _flag_counts(con, since: date) -> tuple[list[dict], int]:
@@ -156,14 +167,15 @@ def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date
     the open month's marts.threshold_worklist rows when the caller has them already
     (the stage, which wrote them to worklist.csv), else they are counted here."""
     open_month = as_of.replace(day=1)
-    months = month_totals(con)
-    before_open = [m for m in months if m["service_month"] < open_month]
-    closed_month = (max((m["service_month"] for m in before_open if m["any_closed"]), default=None)
-                    or max((m["service_month"] for m in before_open), default=None))
+    outcomes = month_outcomes(con)
+    months = _month_totals(outcomes)
+    before_open = [m for m in months if m is not None and m < open_month]
+    closed_month = (max((m for m in before_open if months[m]["any_closed"]), default=None)
+                    or max(before_open, default=None))
     data = ReportData(practice_name=practice_name, run_id=run_id, as_of=as_of,
                       generated_at=datetime.now(timezone.utc), open_month=open_month, closed_month=closed_month)
-    data.patient_months = sum(int(m["patient_months"]) for m in months)
-    data.estimated_left_on_table = sum((m["left"] for m in months), Decimal(0))
+    data.patient_months = sum(m["patient_months"] for m in months.values())
+    data.estimated_left_on_table = sum((m["left"] for m in months.values()), Decimal(0))
 
     runs = _rows(con, "select * exclude (summary) from marts.pipeline_runs where run_id = ?", [run_id])
     data.run = runs[0] if runs else None
@@ -171,15 +183,9 @@ def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date
         select run_id, as_of, status, rows_in, rows_quarantined, flags_raised, claims, charges
         from marts.pipeline_runs order by started_at desc limit 10""")
 
-    histogram_months = {open_month: {
-        "in_progress": "so far", "billed": "so far", "billable": "so far", "not_billed": "so far"}}
     if closed_month:
-        histogram_months[closed_month] = {
-            "billed": "billed or billable", "billable": "billed or billable", "not_billed": "not billed"}
-    histograms = _histograms(con, histogram_months)
-    data.histogram_open = histograms[open_month]
-    if closed_month:
-        data.histogram_closed = histograms[closed_month]
+        data.histogram_closed = _histogram(outcomes, closed_month, {
+            "billed": "billed or billable", "billable": "billed or billable", "not_billed": "not billed"})
         for r in _rows(con, """
                 select outcome, reason,
                        -- several reasons: one row (valued 0); the combinations are in the mart
@@ -199,6 +205,9 @@ def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date
         order = {"billed": 0, "billable": 1, "left": 2}
         data.revenue.sort(key=lambda x: (order[x[1]], -x[2], x[0]))
 
+    data.histogram_open = _histogram(outcomes, open_month, {
+        "in_progress": "so far", "billed": "so far", "billable": "so far", "not_billed": "so far"})
+
     data.flags_since = closed_month or open_month
     flags, data.dq_flags = _flag_counts(con, data.flags_since)
     by_type: dict = {}
@@ -216,9 +225,8 @@ def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date
         for staff_id in _top(by_staff)[:TOP_STAFF]]
 
     # the trend: the TREND_MONTHS newest months up to the open month
-    data.trend = [(m["service_month"], float(m["billed"]), float(m["billable"]), float(m["in_progress"]),
-                   float(m["left"]))
-                  for m in months if m["service_month"] <= open_month][-TREND_MONTHS:]
+    data.trend = [(month, float(m["billed"]), float(m["billable"]), float(m["in_progress"]), float(m["left"]))
+                  for month, m in months.items() if month is not None and month <= open_month][-TREND_MONTHS:]
 
     if worklist is None:
         con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")

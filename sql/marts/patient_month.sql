@@ -2,8 +2,10 @@
 -- billing): minutes by kind, minutes excluded by reason, eligibility, the code
 -- choice, what the ledger says was billed, and for a closed month that was not
 -- billed, why, and an estimate of the payment left on the table.
--- This view is the one place the marts name core.patient_month's columns;
--- revenue_summary and threshold_worklist read this view.
+-- This view is where the marts define core.patient_month's columns;
+-- revenue_summary reads this view. threshold_worklist reads the few columns it
+-- needs from core.patient_month itself, with the definitions used here (keep
+-- the two in step), for the open and previous month only.
 create or replace view marts.patient_month as
 with patient_months as (    -- core.patient_month, column by column
     select

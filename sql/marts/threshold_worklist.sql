@@ -22,20 +22,40 @@ open_month as (
            (date_trunc('month', as_of) - interval 1 month)::date as previous_month
     from as_of
 ),
--- The open month's and the previous month's patient-months, read once. When
--- worklist_as_of is set, its two months are also named as constants: a join on
--- open_month alone would not reach the scan, and every month of history would be
--- read. Unset, the bounds fall back to the row's own month (no filter).
+-- The open month's and the previous month's patient-months, read once, from
+-- core.patient_month with marts.patient_month's definitions of the columns used
+-- here (not from that view: its ledger, fee and reason look-ups cover every
+-- month of history and the worklist needs none of them). When worklist_as_of is
+-- set its two months are also named as constants, so that only they are read (a
+-- join on open_month alone does not reach the scan); unset, the bounds fall back
+-- to the row's own month (no filter).
 recent as (
-    select patient_id, service_month, billing_npi, billing_provider_npi, billing_staff_id, billing_practitioner_name,
-           countable_minutes, clinical_staff_minutes, practitioner_minutes, excluded_held_documentation,
-           excluded_after_revocation, eligible, reasons_not_billed, next_threshold_minutes,
-           minutes_to_next_threshold, codes, expected_payment
-    from marts.patient_month
-    where service_month
+    select
+        pm.patient_id::varchar as patient_id,
+        pm.service_month::date as service_month,
+        pm.billing_npi,
+        pm.billing_provider_npi,
+        pm.billing_staff_id,
+        s.full_name as billing_practitioner_name,
+        coalesce(pm.countable_minutes, 0)::integer as countable_minutes,
+        coalesce(pm.clinical_staff_minutes, 0)::integer as clinical_staff_minutes,
+        coalesce(pm.practitioner_minutes, 0)::integer as practitioner_minutes,
+        coalesce(pm.excluded_held_documentation, 0)::integer as excluded_held_documentation,
+        coalesce(pm.excluded_after_revocation, 0)::integer as excluded_after_revocation,
+        coalesce(pm.eligible, false) as eligible,
+        coalesce(pm.reasons_not_billed, []::varchar[])::varchar[] as reasons_not_billed,
+        pm.next_threshold_minutes::integer as next_threshold_minutes,
+        pm.minutes_to_next_threshold::integer as minutes_to_next_threshold,
+        nullif(trim(pm.billed_codes), '') as codes,
+        pm.expected_payment::decimal(10, 2) as expected_payment
+    from core.patient_month pm
+    left join (select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id) s
+        on s.staff_id = pm.billing_staff_id
+    where pm.service_month::date
           between coalesce((date_trunc('month', try_cast(getvariable('worklist_as_of') as date))
-                            - interval 1 month)::date, service_month)
-              and coalesce(date_trunc('month', try_cast(getvariable('worklist_as_of') as date))::date, service_month)
+                            - interval 1 month)::date, pm.service_month::date)
+              and coalesce(date_trunc('month', try_cast(getvariable('worklist_as_of') as date))::date,
+                           pm.service_month::date)
 ),
 this_month as (
     select pm.*,
