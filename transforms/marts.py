@@ -60,9 +60,10 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    worklist_path, worklist = write_worklist(con, as_of, run_dir / WORKLIST_FILE)
+    worklist_path, header, worklist = write_worklist(con, as_of, run_dir / WORKLIST_FILE)
     # The report's queries also give the summary's totals (one pass over each view).
-    data = report.collect_report_data(con, run_id, as_of, settings.practice_name, worklist=worklist)
+    data = report.collect_report_data(con, run_id, as_of, settings.practice_name,
+                                      worklist=report.by_column(header, worklist))
     report_path = report.write_report(con, run_id, as_of, run_dir / REPORT_FILE, settings.practice_name, data=data)
 
     def count(sql: str) -> int:
@@ -84,9 +85,11 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
     return summary
 
 
-def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date, path: Path) -> tuple[Path, list[dict]]:
-    """The open month's worklist as of `as_of`, in priority order, and its rows. It names
-    patients (care teams call them): written readable by its owner only, like the warehouse."""
+def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date,
+                   path: Path) -> tuple[Path, list[str], list[tuple]]:
+    """The open month's worklist as of `as_of`, in priority order; returns the file, the
+    columns and the rows. It names patients (care teams call them): written readable by
+    its owner only, like the warehouse."""
     con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
     try:
         cur = con.execute("select * from marts.threshold_worklist order by priority")
@@ -99,10 +102,10 @@ def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date, path: Path) -> t
     with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
+        writer.writerows(rows)          # csv writes None as an empty field
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-    return path, [dict(zip(header, row)) for row in rows]
+    return path, header, rows
 
 
 # ---------------------------------------------------------------- fee reference

@@ -18,6 +18,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from html import escape
 from pathlib import Path
+from typing import Sequence
 
 import duckdb
 
@@ -78,36 +79,40 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
-WORKLIST_COUNTS = (     # the worklist summary the report shows: name -> the rule a worklist row meets
-    ("patients", lambda r: True),
-    ("within_5", lambda r: _le(r["minutes_to_next_threshold"], 5)),
-    ("within_10", lambda r: r["minutes_to_next_threshold"] is not None and 6 <= r["minutes_to_next_threshold"] <= 10),
-    ("more_than_10", lambda r: r["minutes_to_next_threshold"] is not None and r["minutes_to_next_threshold"] > 10),
-    ("no_minutes_yet", lambda r: r["worklist_status"] == "no_minutes_yet"),
-    ("toward_20", lambda r: r["next_threshold_minutes"] == 20),
-    ("toward_40", lambda r: r["next_threshold_minutes"] == 40),
-    ("toward_60", lambda r: r["next_threshold_minutes"] == 60),
-    ("toward_other", lambda r: r["next_threshold_minutes"] is not None and r["next_threshold_minutes"] not in (20, 40, 60)),
-)
+def worklist_counts(columns: dict[str, Sequence]) -> dict[str, int]:
+    """The report's worklist summary from marts.threshold_worklist's rows, given by
+    column (name -> values): minutes_to_next_threshold, next_threshold_minutes and
+    worklist_status are read."""
+    counts = dict.fromkeys(("patients", "within_5", "within_10", "more_than_10", "no_minutes_yet",
+                            "toward_20", "toward_40", "toward_60", "toward_other"), 0)
+    toward = {20: "toward_20", 40: "toward_40", 60: "toward_60"}
+    for gap, threshold, status in zip(columns["minutes_to_next_threshold"], columns["next_threshold_minutes"],
+                                      columns["worklist_status"]):
+        counts["patients"] += 1
+        if gap is not None:          # whole minutes: 1-5, 6-10, more than 10
+            counts["within_5" if gap <= 5 else "within_10" if gap <= 10 else "more_than_10"] += 1
+        if status == "no_minutes_yet":
+            counts["no_minutes_yet"] += 1
+        if threshold is not None:
+            counts[toward.get(threshold, "toward_other")] += 1
+    return counts
 
 
-def _le(value, limit) -> bool:
-    return value is not None and value <= limit
-
-
-def worklist_counts(rows: list[dict]) -> dict[str, int]:
-    """The report's worklist summary from the worklist's rows (marts.threshold_worklist)."""
-    return {name: sum(1 for r in rows if rule(r)) for name, rule in WORKLIST_COUNTS}
+def by_column(header: Sequence[str], rows: Sequence[Sequence]) -> dict[str, Sequence]:
+    """Rows (tuples in header order) as name -> values."""
+    return dict(zip(header, zip(*rows))) if rows else {name: () for name in header}
 
 
 def month_outcomes(con: duckdb.DuckDBPyConnection) -> list[dict]:
-    """marts.patient_month counted by service month, outcome and countable minute (the
-    histograms' bins): whether any of them is closed, how many, expected payment (the
-    ledger's amount once billed, as marts.revenue_summary counts it) and the estimate
-    left on the table. One pass over the view serves the closed month, both
-    histograms, the trend and the stage summary's totals."""
+    """marts.patient_month counted by service month, outcome, countable minute (the
+    histograms' bins) and reason left on the table: whether any of them is closed, how
+    many, expected payment (billed: the ledger's amount, as marts.revenue_summary
+    counts it) and the estimate left on the table. One pass over the view serves the
+    closed month, both histograms, billed vs left on the table, the trend and the
+    stage summary's totals."""
     return _rows(con, """
         select service_month, outcome, least(countable_minutes, ?) as minute,
+               left_on_table_reason as reason, left_on_table_detail as reason_detail,
                bool_or(month_closed) as any_closed,
                count(*) as n,
                sum(billed_expected_payment) as billed_expected_payment,
@@ -115,6 +120,44 @@ def month_outcomes(con: duckdb.DuckDBPyConnection) -> list[dict]:
                sum(estimated_left_on_table) as estimated_left_on_table
         from marts.patient_month
         group by all""", [HISTOGRAM_MAX])
+
+
+def _paid(r: dict):
+    """A group's expected payment as marts.revenue_summary counts it (None: none known)."""
+    if r["outcome"] == "billed":
+        return r["billed_expected_payment"]
+    return r["expected_payment"] if r["outcome"] in ("billable", "in_progress") else None
+
+
+def _revenue(outcomes: list[dict], month: date) -> list[tuple[str, str, float, int]]:
+    """Billed vs left on the table in `month`, by reason: marts.revenue_summary's rows
+    for the month, with the detail of several reasons left out (valued 0; the
+    combinations are in the mart)."""
+    groups: dict[tuple, list] = {}
+    for r in outcomes:
+        if r["service_month"] != month:
+            continue
+        detail = None if r["reason"] in ("multiple_reasons", "unexplained") else r["reason_detail"]
+        g = groups.setdefault((r["outcome"], r["reason"], detail), [0, Decimal(0), Decimal(0)])
+        g[0] += int(r["n"])
+        g[1] += _paid(r) or 0
+        g[2] += r["estimated_left_on_table"] or 0
+
+    def nulls_last(v):
+        return (v is None, "" if v is None else v)
+
+    revenue = []
+    for (outcome, reason, detail), (n, paid, left) in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], -kv[1][2], nulls_last(kv[0][1]), nulls_last(kv[0][2]))):
+        if outcome in ("billed", "billable"):
+            label = "billed" if outcome == "billed" else "billable, awaiting a batch"
+            revenue.append((label, outcome, float(paid), n))
+        elif outcome == "not_billed":
+            label = reason + (f" ({detail})" if detail else "")
+            revenue.append((label, "left", float(left), n))
+    order = {"billed": 0, "billable": 1, "left": 2}
+    revenue.sort(key=lambda x: (order[x[1]], -x[2], x[0]))
+    return revenue
 
 
 def _month_totals(outcomes: list[dict]) -> dict[date, dict]:
@@ -127,9 +170,8 @@ def _month_totals(outcomes: list[dict]) -> dict[date, dict]:
             "in_progress": Decimal(0), "left": Decimal(0)})
         m["any_closed"] = m["any_closed"] or bool(r["any_closed"])
         m["patient_months"] += int(r["n"])
-        paid = r["billed_expected_payment"] if r["outcome"] == "billed" else r["expected_payment"]
-        if r["outcome"] in ("billed", "billable", "in_progress") and paid is not None:
-            m[r["outcome"]] += paid
+        if _paid(r) is not None:
+            m[r["outcome"]] += _paid(r)
         m["left"] += r["estimated_left_on_table"] or 0
     return months
 
@@ -162,10 +204,10 @@ def _top(counts: dict) -> list:
 
 
 def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date,
-                        practice_name: str = "", worklist: list[dict] | None = None) -> ReportData:
+                        practice_name: str = "", worklist: dict[str, Sequence] | None = None) -> ReportData:
     """Everything the report shows, from the marts views (which must exist). `worklist`:
-    the open month's marts.threshold_worklist rows when the caller has them already
-    (the stage, which wrote them to worklist.csv), else they are counted here."""
+    the open month's marts.threshold_worklist by column (by_column) when the caller
+    has it already (the stage, which wrote it to worklist.csv), else it is read here."""
     open_month = as_of.replace(day=1)
     outcomes = month_outcomes(con)
     months = _month_totals(outcomes)
@@ -186,24 +228,7 @@ def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date
     if closed_month:
         data.histogram_closed = _histogram(outcomes, closed_month, {
             "billed": "billed or billable", "billable": "billed or billable", "not_billed": "not billed"})
-        for r in _rows(con, """
-                select outcome, reason,
-                       -- several reasons: one row (valued 0); the combinations are in the mart
-                       case when reason in ('multiple_reasons', 'unexplained') then null
-                            else reason_detail end as reason_detail,
-                       sum(patient_months) as n,
-                       sum(expected_payment) as paid, sum(estimated_left_on_table) as left_amount
-                from marts.revenue_summary where service_month = ?
-                group by all order by outcome, left_amount desc nulls last, reason, reason_detail""",
-                [closed_month]):
-            if r["outcome"] in ("billed", "billable"):
-                label = "billed" if r["outcome"] == "billed" else "billable, awaiting a batch"
-                data.revenue.append((label, r["outcome"], float(r["paid"] or 0), int(r["n"])))
-            elif r["outcome"] == "not_billed":
-                label = r["reason"] + (f" ({r['reason_detail']})" if r["reason_detail"] else "")
-                data.revenue.append((label, "left", float(r["left_amount"] or 0), int(r["n"])))
-        order = {"billed": 0, "billable": 1, "left": 2}
-        data.revenue.sort(key=lambda x: (order[x[1]], -x[2], x[0]))
+        data.revenue = _revenue(outcomes, closed_month)
 
     data.histogram_open = _histogram(outcomes, open_month, {
         "in_progress": "so far", "billed": "so far", "billable": "so far", "not_billed": "so far"})
@@ -231,9 +256,10 @@ def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date
     if worklist is None:
         con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
         try:
-            worklist = _rows(con, """
+            cur = con.execute("""
                 select minutes_to_next_threshold, worklist_status, next_threshold_minutes
                 from marts.threshold_worklist""")
+            worklist = by_column([d[0] for d in cur.description], cur.fetchall())
         finally:
             con.execute("reset variable worklist_as_of")
     data.worklist = worklist_counts(worklist)
