@@ -18,7 +18,6 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from html import escape
 from pathlib import Path
-from typing import Sequence
 
 import duckdb
 
@@ -79,28 +78,20 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
-def worklist_counts(columns: dict[str, Sequence]) -> dict[str, int]:
-    """The report's worklist summary from marts.threshold_worklist's rows, given by
-    column (name -> values): minutes_to_next_threshold, next_threshold_minutes and
-    worklist_status are read."""
-    counts = dict.fromkeys(("patients", "within_5", "within_10", "more_than_10", "no_minutes_yet",
-                            "toward_20", "toward_40", "toward_60", "toward_other"), 0)
-    toward = {20: "toward_20", 40: "toward_40", 60: "toward_60"}
-    for gap, threshold, status in zip(columns["minutes_to_next_threshold"], columns["next_threshold_minutes"],
-                                      columns["worklist_status"]):
-        counts["patients"] += 1
-        if gap is not None:          # whole minutes: 1-5, 6-10, more than 10
-            counts["within_5" if gap <= 5 else "within_10" if gap <= 10 else "more_than_10"] += 1
-        if status == "no_minutes_yet":
-            counts["no_minutes_yet"] += 1
-        if threshold is not None:
-            counts[toward.get(threshold, "toward_other")] += 1
-    return counts
-
-
-def by_column(header: Sequence[str], rows: Sequence[Sequence]) -> dict[str, Sequence]:
-    """Rows (tuples in header order) as name -> values."""
-    return dict(zip(header, zip(*rows))) if rows else {name: () for name in header}
+def worklist_counts(con: duckdb.DuckDBPyConnection, source: str = "marts.threshold_worklist") -> dict[str, int]:
+    """The report's summary of the open month's worklist: marts.threshold_worklist (with
+    worklist_as_of set), or a table holding its rows (the stage's copy)."""
+    return _rows(con, f"""
+        select count(*) as patients,
+               count(*) filter (where minutes_to_next_threshold <= 5) as within_5,
+               count(*) filter (where minutes_to_next_threshold between 6 and 10) as within_10,
+               count(*) filter (where minutes_to_next_threshold > 10) as more_than_10,
+               count(*) filter (where worklist_status = 'no_minutes_yet') as no_minutes_yet,
+               count(*) filter (where next_threshold_minutes = 20) as toward_20,
+               count(*) filter (where next_threshold_minutes = 40) as toward_40,
+               count(*) filter (where next_threshold_minutes = 60) as toward_60,
+               count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other
+        from {source}""")[0]
 
 
 def month_outcomes(con: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -204,10 +195,10 @@ def _top(counts: dict) -> list:
 
 
 def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date,
-                        practice_name: str = "", worklist: dict[str, Sequence] | None = None) -> ReportData:
+                        practice_name: str = "", worklist: dict[str, int] | None = None) -> ReportData:
     """Everything the report shows, from the marts views (which must exist). `worklist`:
-    the open month's marts.threshold_worklist by column (by_column) when the caller
-    has it already (the stage, which wrote it to worklist.csv), else it is read here."""
+    worklist_counts() of the open month's worklist when the caller has them already
+    (the stage, from the rows it wrote to worklist.csv), else they are counted here."""
     open_month = as_of.replace(day=1)
     outcomes = month_outcomes(con)
     months = _month_totals(outcomes)
@@ -256,13 +247,10 @@ def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date
     if worklist is None:
         con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
         try:
-            cur = con.execute("""
-                select minutes_to_next_threshold, worklist_status, next_threshold_minutes
-                from marts.threshold_worklist""")
-            worklist = by_column([d[0] for d in cur.description], cur.fetchall())
+            worklist = worklist_counts(con)
         finally:
             con.execute("reset variable worklist_as_of")
-    data.worklist = worklist_counts(worklist)
+    data.worklist = {k: (v if v is not None else 0) for k, v in worklist.items()}
     data.worklist["days_left"] = calendar.monthrange(as_of.year, as_of.month)[1] - as_of.day
     return data
 
