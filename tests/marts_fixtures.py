@@ -627,6 +627,12 @@ def add_edge_cases(con: duckdb.DuckDBPyConnection) -> None:
     rows[1]["eligible"] = None
     rows[11]["rules_year"] = None
     rows[11]["month_closed"] = None
+    # a November 2025 month judged under 2024 rules (no rules file): its 99490 line is
+    # 2024's only observed fee
+    rows.append(patient_month("E14", nov, 21, codes="99490", payment="55.00"))
+    rows[-1]["rules_year"] = 2024
+    con.execute("insert into core.code_lines values ('E14', ?, ?, ?, '99490', 1, 21, 55.00, 55.00, ?, 1, ['E119'])",
+                [nov, MD_NPI, GROUP_NPI, date(2025, 11, 30)])
     for pm in rows:
         cols = list(pm)
         con.execute(f"insert into core.patient_month ({', '.join(cols)}) values ({', '.join('?' * len(cols))})",

@@ -61,11 +61,20 @@ review as (                 -- minutes that arrived after the month was billed
 practitioners as (
     select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id
 ),
-observed_fees as (          -- the base code's fee the rules engine used, per rules year
-    select coalesce(pm.rules_year, year(pm.service_month))::integer as rules_year,
+-- The base code's fee the rules engine used, per rules year: a line's rules year is
+-- its patient-month's, which is its calendar year (core.eligibility) except where
+-- core.patient_month says otherwise. Only those exceptions are joined, not every
+-- patient-month of history (core.code_lines holds lines of patient-months only).
+rules_year_exceptions as (
+    select patient_id::varchar as patient_id, service_month::date as service_month, rules_year::integer as rules_year
+    from core.patient_month
+    where rules_year is not null and rules_year <> year(service_month)
+),
+observed_fees as (
+    select coalesce(x.rules_year, year(cl.service_month))::integer as rules_year,
            mode(round(cl.expected_payment / cl.units, 2)) as fee
     from core.code_lines cl
-    join core.patient_month pm on pm.patient_id::varchar = cl.patient_id and pm.service_month::date = cl.service_month
+    left join rules_year_exceptions x on x.patient_id = cl.patient_id and x.service_month = cl.service_month
     where cl.cpt_code = '99490' and cl.units > 0 and cl.expected_payment is not null
     group by all
 ),
