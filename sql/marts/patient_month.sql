@@ -81,8 +81,9 @@ observed_fees as (
 reference_fees as (         -- the rules files' amount, for a year nothing was coded in yet
     select rules_year, max(fee) as fee from marts.fee_reference where cpt_code = '99490' group by rules_year
 ),
-reason_lists as (          -- each distinct reasons_not_billed list parsed once: a few hundred lists, not a
-                            -- parse per patient-month (list lambdas and regexes are the view's costliest part)
+-- Each distinct reasons_not_billed list parsed once (a few hundred lists) rather than
+-- once per patient-month: list lambdas and regexes were the view's costliest part.
+reason_lists as (
     select
         *,
         -- for a list with one reason code: what follows its colon ('medicaid')
@@ -132,10 +133,7 @@ outcomes as (
         case
             when billed then 'billed'
             when not month_closed then 'in_progress'
-            -- no reason code at all (reason_codes = []), read without the parse so that
-            -- outcome alone does not need reason_lists
-            when codes is not null and len(list_filter(reasons_not_billed, lambda r: r is not null)) = 0
-                then 'billable'
+            when codes is not null and len(reason_codes) = 0 then 'billable'
             else 'not_billed'
         end as outcome,
         -- minutes the patient-month would have with held notes amended and
