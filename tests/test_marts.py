@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from marts_fixtures import AS_OF, DEC, FEB, JAN, RUN_1, RUN_2, TZ, build_warehouse
+from marts_fixtures import AS_OF, DEC, FEB, JAN, REFERENCE_VIEWS, RUN_1, RUN_2, TZ, add_edge_cases, build_warehouse
 from transforms.marts import VIEWS, build_marts, view_sql_files
 from transforms.paths import SQL_DIR
 from transforms.settings import load_settings
@@ -496,3 +496,30 @@ def test_worklist_csv_uses_the_stage_as_of_not_the_newest_run(con, tmp_path):
     assert (first["as_of"], first["days_left_in_month"]) == ("2026-02-20", "8")
     # and the variable does not leak into the connection afterwards
     assert {r["as_of"] for r in worklist(con)} == {AS_OF}
+
+
+# ---------------------------------------------------------------- equal to the straightforward definitions
+
+def _as_multiset(con, sql: str) -> list[str]:
+    return sorted(repr(r) for r in con.execute(sql).fetchall())
+
+
+@pytest.mark.parametrize("as_of", [AS_OF, date(2026, 1, 20), date(2026, 3, 5), None],
+                         ids=["feb", "jan", "march-nothing-yet", "newest-run"])
+def test_views_return_exactly_what_their_straightforward_definitions_return(con, tmp_path, as_of):
+    """patient_month parses each distinct reasons list once, dq_flags looks up flagged
+    activities only, threshold_worklist reads two months: the rows stay those of the
+    definitions that computed everything over all history (ref.*), edge cases included."""
+    add_edge_cases(con)
+    build_marts(con, load_settings(), RUN_2, AS_OF, tmp_path / "runs" / RUN_2)
+    con.execute("create schema if not exists ref")
+    for sql in REFERENCE_VIEWS.values():
+        con.execute(sql)
+    if as_of is not None:
+        con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
+    for name in REFERENCE_VIEWS:
+        mine = _as_multiset(con, f"select * from marts.{name}")
+        assert mine, name
+        assert mine == _as_multiset(con, f"select * from ref.{name}"), name
+    assert con.execute("select priority, patient_id from marts.threshold_worklist order by priority").fetchall() \
+        == con.execute("select priority, patient_id from ref.threshold_worklist order by priority").fetchall()

@@ -11,9 +11,10 @@ first (sql/marts/_sources.sql) so every view always binds.
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
+import shutil
+import tempfile
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -60,48 +61,64 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    worklist_path, worklist_rows = write_worklist(con, as_of, run_dir / WORKLIST_FILE)
-    report_path = report.write_report(con, run_id, as_of, run_dir / REPORT_FILE, settings.practice_name)
+    worklist_path, worklist = write_worklist(con, as_of, run_dir / WORKLIST_FILE)
+    # The report's queries also give the summary's totals (one pass over each view).
+    data = report.collect_report_data(con, run_id, as_of, settings.practice_name, worklist=worklist)
+    report_path = report.write_report(con, run_id, as_of, run_dir / REPORT_FILE, settings.practice_name, data=data)
 
     def count(sql: str) -> int:
         return int(con.execute(sql).fetchall()[0][0] or 0)
 
-    left = con.execute("select coalesce(sum(estimated_left_on_table), 0) from marts.patient_month").fetchall()[0][0]
     summary = {
         "views": [f"marts.{v}" for v in VIEWS],
         "worklist_csv": str(worklist_path),
-        "worklist_rows": worklist_rows,
+        "worklist_rows": worklist["patients"],
         "report_html": str(report_path),
-        "patient_months": count("select count(*) from marts.patient_month"),
+        "patient_months": data.patient_months,
         "claim_lines": count("select count(*) from marts.claim_lines"),
-        "dq_flags": count("select count(*) from marts.dq_flags"),
+        "dq_flags": data.dq_flags,
         "pipeline_runs": count("select count(*) from marts.pipeline_runs"),
-        "estimated_left_on_table": float(left),
+        "estimated_left_on_table": float(data.estimated_left_on_table),
         "fee_reference_rows": len(fees),
     }
-    log.info("marts: %d patient-months, %d worklist rows", summary["patient_months"], worklist_rows)
+    log.info("marts: %d patient-months, %d worklist rows", summary["patient_months"], worklist["patients"])
     return summary
 
 
-def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date, path: Path) -> tuple[Path, int]:
-    """The open month's worklist as of `as_of`, in priority order. It names patients
-    (care teams call them): written readable by its owner only, like the warehouse."""
+def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date, path: Path) -> tuple[Path, dict[str, int]]:
+    """The open month's worklist as of `as_of`, in priority order, and the report's counts
+    of it (report.worklist_counts). The view is read once, into a temporary table that
+    DuckDB writes out itself. It names patients (care teams call them): written readable
+    by its owner only, like the warehouse, and never visible half-written."""
     con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
     try:
-        cur = con.execute("select * from marts.threshold_worklist order by priority")
-        header = [d[0] for d in cur.description]
-        rows = cur.fetchall()
+        con.execute("create or replace temp table worklist_rows as select * from marts.threshold_worklist")
     finally:
         con.execute("reset variable worklist_as_of")
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    return path, len(rows)
+    try:
+        columns = con.execute("select * from worklist_rows limit 0").description
+        # as Python's csv module writes them: an empty string as an empty field
+        select = ", ".join(f'nullif("{name}", \'\') as "{name}"' if str(kind) == "VARCHAR" else f'"{name}"'
+                           for name, kind, *_ in columns)
+        # COPY makes a new file with the default mode: make it in a directory only
+        # the owner can enter, then tighten it and move it into place
+        private = Path(tempfile.mkdtemp(prefix=".worklist-", dir=path.parent))
+        try:
+            tmp = private / path.name
+            con.execute(f"copy (select {select} from worklist_rows order by priority) "
+                        f"to '{_quote(str(tmp))}' (header, delimiter ',', quote '\"', new_line '\\r\\n')")
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+        counts = report.worklist_counts(con, "worklist_rows")
+    finally:
+        con.execute("drop table if exists worklist_rows")
+    return path, counts
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
 
 
 # ---------------------------------------------------------------- fee reference

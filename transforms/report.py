@@ -15,6 +15,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from html import escape
 from pathlib import Path
 
@@ -65,6 +66,10 @@ class ReportData:
     trend: list[tuple[date, float, float, float, float]] = field(default_factory=list)
     # threshold worklist for the open month: counts only
     worklist: dict = field(default_factory=dict)
+    # totals over every month and flag, for the stage's summary (not drawn)
+    patient_months: int = 0
+    estimated_left_on_table: Decimal = Decimal(0)
+    dq_flags: int = 0
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:
@@ -73,28 +78,137 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
     return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
-def _histogram(con, month: date, series_of_outcome: dict[str, str]) -> dict[str, list[int]]:
+def worklist_counts(con: duckdb.DuckDBPyConnection, source: str = "marts.threshold_worklist") -> dict[str, int]:
+    """The report's summary of the open month's worklist: marts.threshold_worklist (with
+    worklist_as_of set), or a table holding its rows (the stage's copy)."""
+    return _rows(con, f"""
+        select count(*) as patients,
+               count(*) filter (where minutes_to_next_threshold <= 5) as within_5,
+               count(*) filter (where minutes_to_next_threshold between 6 and 10) as within_10,
+               count(*) filter (where minutes_to_next_threshold > 10) as more_than_10,
+               count(*) filter (where worklist_status = 'no_minutes_yet') as no_minutes_yet,
+               count(*) filter (where next_threshold_minutes = 20) as toward_20,
+               count(*) filter (where next_threshold_minutes = 40) as toward_40,
+               count(*) filter (where next_threshold_minutes = 60) as toward_60,
+               count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other
+        from {source}""")[0]
+
+
+def month_outcomes(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """marts.patient_month counted by service month, outcome, countable minute (the
+    histograms' bins) and reason left on the table: whether any of them is closed, how
+    many, expected payment (billed: the ledger's amount, as marts.revenue_summary
+    counts it) and the estimate left on the table. One pass over the view serves the
+    closed month, both histograms, billed vs left on the table, the trend and the
+    stage summary's totals."""
+    return _rows(con, """
+        select service_month, outcome, least(countable_minutes, ?) as minute,
+               left_on_table_reason as reason, left_on_table_detail as reason_detail,
+               bool_or(month_closed) as any_closed,
+               count(*) as n,
+               sum(billed_expected_payment) as billed_expected_payment,
+               sum(expected_payment) as expected_payment,
+               sum(estimated_left_on_table) as estimated_left_on_table
+        from marts.patient_month
+        group by all""", [HISTOGRAM_MAX])
+
+
+def _paid(r: dict):
+    """A group's expected payment as marts.revenue_summary counts it (None: none known)."""
+    if r["outcome"] == "billed":
+        return r["billed_expected_payment"]
+    return r["expected_payment"] if r["outcome"] in ("billable", "in_progress") else None
+
+
+def _revenue(outcomes: list[dict], month: date) -> list[tuple[str, str, float, int]]:
+    """Billed vs left on the table in `month`, by reason: marts.revenue_summary's rows
+    for the month, with the detail of several reasons left out (valued 0; the
+    combinations are in the mart)."""
+    groups: dict[tuple, list] = {}
+    for r in outcomes:
+        if r["service_month"] != month:
+            continue
+        detail = None if r["reason"] in ("multiple_reasons", "unexplained") else r["reason_detail"]
+        g = groups.setdefault((r["outcome"], r["reason"], detail), [0, Decimal(0), Decimal(0)])
+        g[0] += int(r["n"])
+        g[1] += _paid(r) or 0
+        g[2] += r["estimated_left_on_table"] or 0
+
+    def nulls_last(v):
+        return (v is None, "" if v is None else v)
+
+    revenue = []
+    for (outcome, reason, detail), (n, paid, left) in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], -kv[1][2], nulls_last(kv[0][1]), nulls_last(kv[0][2]))):
+        if outcome in ("billed", "billable"):
+            label = "billed" if outcome == "billed" else "billable, awaiting a batch"
+            revenue.append((label, outcome, float(paid), n))
+        elif outcome == "not_billed":
+            label = reason + (f" ({detail})" if detail else "")
+            revenue.append((label, "left", float(left), n))
+    order = {"billed": 0, "billable": 1, "left": 2}
+    revenue.sort(key=lambda x: (order[x[1]], -x[2], x[0]))
+    return revenue
+
+
+def _month_totals(outcomes: list[dict]) -> dict[date, dict]:
+    """Per service month, oldest first (a patient-month without one last, as None):
+    any_closed, patient_months, and payment by outcome."""
+    months: dict[date | None, dict] = {}
+    for r in sorted(outcomes, key=lambda r: (r["service_month"] is None, r["service_month"] or date.min)):
+        m = months.setdefault(r["service_month"], {
+            "any_closed": False, "patient_months": 0, "billed": Decimal(0), "billable": Decimal(0),
+            "in_progress": Decimal(0), "left": Decimal(0)})
+        m["any_closed"] = m["any_closed"] or bool(r["any_closed"])
+        m["patient_months"] += int(r["n"])
+        if _paid(r) is not None:
+            m[r["outcome"]] += _paid(r)
+        m["left"] += r["estimated_left_on_table"] or 0
+    return months
+
+
+def _histogram(outcomes: list[dict], month: date, series_of_outcome: dict[str, str]) -> dict[str, list[int]]:
     counts = {s: [0] * (HISTOGRAM_MAX + 1) for s in dict.fromkeys(series_of_outcome.values())}
-    for r in _rows(con, """
-            select outcome, least(countable_minutes, ?) as minute, count(*) as n
-            from marts.patient_month where service_month = ?
-            group by all""", [HISTOGRAM_MAX, month]):
+    for r in outcomes:
+        if r["service_month"] != month:
+            continue
         series = series_of_outcome.get(r["outcome"])
         if series is not None and r["minute"] is not None and r["minute"] >= 0:
             counts[series][int(r["minute"])] += int(r["n"])
     return counts
 
 
+def _flag_counts(con, since: date) -> tuple[list[dict], int]:
+    """Flags on activities of months from `since` on (or of no known month), counted by
+    flag code, staff member and severity; and every flag ever raised (one query)."""
+    rows = _rows(con, """
+        select flag_code, staff_id, staff_role, severity = 'hold' as is_hold,
+               coalesce(service_month >= ? or service_month is null, false) as shown, count(*) as n
+        from marts.dq_flags
+        group by all""", [since])
+    return [r for r in rows if r["shown"]], sum(int(r["n"]) for r in rows)
+
+
+def _top(counts: dict) -> list:
+    """Keys by count descending, then by the key (nulls last), as SQL's `order by count(*) desc, key`."""
+    return sorted(counts, key=lambda k: (-sum(counts[k]), k is None, "" if k is None else k))
+
+
 def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date,
-                        practice_name: str = "") -> ReportData:
-    """Everything the report shows, from the marts views (which must exist)."""
+                        practice_name: str = "", worklist: dict[str, int] | None = None) -> ReportData:
+    """Everything the report shows, from the marts views (which must exist). `worklist`:
+    worklist_counts() of the open month's worklist when the caller has them already
+    (the stage, from the rows it wrote to worklist.csv), else they are counted here."""
     open_month = as_of.replace(day=1)
-    closed_month = con.execute(
-        "select max(service_month) from marts.patient_month where month_closed and service_month < ?",
-        [open_month]).fetchall()[0][0] or con.execute(
-        "select max(service_month) from marts.patient_month where service_month < ?", [open_month]).fetchall()[0][0]
+    outcomes = month_outcomes(con)
+    months = _month_totals(outcomes)
+    before_open = [m for m in months if m is not None and m < open_month]
+    closed_month = (max((m for m in before_open if months[m]["any_closed"]), default=None)
+                    or max(before_open, default=None))
     data = ReportData(practice_name=practice_name, run_id=run_id, as_of=as_of,
                       generated_at=datetime.now(timezone.utc), open_month=open_month, closed_month=closed_month)
+    data.patient_months = sum(m["patient_months"] for m in months.values())
+    data.estimated_left_on_table = sum((m["left"] for m in months.values()), Decimal(0))
 
     runs = _rows(con, "select * exclude (summary) from marts.pipeline_runs where run_id = ?", [run_id])
     data.run = runs[0] if runs else None
@@ -103,73 +217,40 @@ def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date
         from marts.pipeline_runs order by started_at desc limit 10""")
 
     if closed_month:
-        data.histogram_closed = _histogram(con, closed_month, {
+        data.histogram_closed = _histogram(outcomes, closed_month, {
             "billed": "billed or billable", "billable": "billed or billable", "not_billed": "not billed"})
-        for r in _rows(con, """
-                select outcome, reason,
-                       -- several reasons: one row (valued 0); the combinations are in the mart
-                       case when reason in ('multiple_reasons', 'unexplained') then null
-                            else reason_detail end as reason_detail,
-                       sum(patient_months) as n,
-                       sum(expected_payment) as paid, sum(estimated_left_on_table) as left_amount
-                from marts.revenue_summary where service_month = ?
-                group by all order by outcome, left_amount desc nulls last, reason, reason_detail""",
-                [closed_month]):
-            if r["outcome"] in ("billed", "billable"):
-                label = "billed" if r["outcome"] == "billed" else "billable, awaiting a batch"
-                data.revenue.append((label, r["outcome"], float(r["paid"] or 0), int(r["n"])))
-            elif r["outcome"] == "not_billed":
-                label = r["reason"] + (f" ({r['reason_detail']})" if r["reason_detail"] else "")
-                data.revenue.append((label, "left", float(r["left_amount"] or 0), int(r["n"])))
-        order = {"billed": 0, "billable": 1, "left": 2}
-        data.revenue.sort(key=lambda x: (order[x[1]], -x[2], x[0]))
-    data.histogram_open = _histogram(con, open_month, {
+        data.revenue = _revenue(outcomes, closed_month)
+
+    data.histogram_open = _histogram(outcomes, open_month, {
         "in_progress": "so far", "billed": "so far", "billable": "so far", "not_billed": "so far"})
 
     data.flags_since = closed_month or open_month
-    data.flags_by_type = [(r["flag_code"] or "(none)", int(r["hold"]), int(r["warn"])) for r in _rows(con, """
-        select flag_code, count(*) filter (where severity = 'hold') as hold,
-               count(*) filter (where severity is distinct from 'hold') as warn
-        from marts.dq_flags where service_month >= ? or service_month is null
-        group by flag_code order by count(*) desc, flag_code""", [data.flags_since])]
+    flags, data.dq_flags = _flag_counts(con, data.flags_since)
+    by_type: dict = {}
+    by_staff: dict = {}
+    staff_role: dict = {}
+    for r in flags:
+        col = 0 if r["is_hold"] else 1      # severity null or anything but hold counts as a warning
+        by_type.setdefault(r["flag_code"], [0, 0])[col] += int(r["n"])
+        by_staff.setdefault(r["staff_id"], [0, 0])[col] += int(r["n"])
+        staff_role[r["staff_id"]] = staff_role.get(r["staff_id"]) or r["staff_role"]
+    data.flags_by_type = [(code or "(none)", *by_type[code]) for code in _top(by_type)]
     data.flags_by_staff = [
-        (f"{r['staff_id'] or '(unknown)'}" + (f" ({r['staff_role']})" if r["staff_role"] else ""),
-         int(r["hold"]), int(r["warn"]))
-        for r in _rows(con, """
-        select staff_id, any_value(staff_role) as staff_role,
-               count(*) filter (where severity = 'hold') as hold,
-               count(*) filter (where severity is distinct from 'hold') as warn
-        from marts.dq_flags where service_month >= ? or service_month is null
-        group by staff_id order by count(*) desc, staff_id limit ?""", [data.flags_since, TOP_STAFF])]
+        (f"{staff_id or '(unknown)'}" + (f" ({staff_role[staff_id]})" if staff_role[staff_id] else ""),
+         *by_staff[staff_id])
+        for staff_id in _top(by_staff)[:TOP_STAFF]]
 
-    data.trend = [
-        (r["service_month"], float(r["billed"]), float(r["billable"]), float(r["in_progress"]), float(r["left"]))
-        for r in _rows(con, """
-        select service_month,
-               coalesce(sum(expected_payment) filter (where outcome = 'billed'), 0) as billed,
-               coalesce(sum(expected_payment) filter (where outcome = 'billable'), 0) as billable,
-               coalesce(sum(expected_payment) filter (where outcome = 'in_progress'), 0) as in_progress,
-               coalesce(sum(estimated_left_on_table), 0) as "left"
-        from marts.revenue_summary
-        where service_month <= ?
-        group by service_month order by service_month desc limit ?""", [open_month, TREND_MONTHS])][::-1]
+    # the trend: the TREND_MONTHS newest months up to the open month
+    data.trend = [(month, float(m["billed"]), float(m["billable"]), float(m["in_progress"]), float(m["left"]))
+                  for month, m in months.items() if month is not None and month <= open_month][-TREND_MONTHS:]
 
-    con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
-    try:
-        w = _rows(con, """
-            select count(*) as patients,
-                   count(*) filter (where minutes_to_next_threshold <= 5) as within_5,
-                   count(*) filter (where minutes_to_next_threshold between 6 and 10) as within_10,
-                   count(*) filter (where minutes_to_next_threshold > 10) as more_than_10,
-                   count(*) filter (where worklist_status = 'no_minutes_yet') as no_minutes_yet,
-                   count(*) filter (where next_threshold_minutes = 20) as toward_20,
-                   count(*) filter (where next_threshold_minutes = 40) as toward_40,
-                   count(*) filter (where next_threshold_minutes = 60) as toward_60,
-                   count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other
-            from marts.threshold_worklist""")[0]
-    finally:
-        con.execute("reset variable worklist_as_of")
-    data.worklist = {k: (v if v is not None else 0) for k, v in w.items()}
+    if worklist is None:
+        con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
+        try:
+            worklist = worklist_counts(con)
+        finally:
+            con.execute("reset variable worklist_as_of")
+    data.worklist = {k: (v if v is not None else 0) for k, v in worklist.items()}
     data.worklist["days_left"] = calendar.monthrange(as_of.year, as_of.month)[1] - as_of.day
     return data
 
@@ -490,9 +571,10 @@ def render_report(data: ReportData) -> str:
 
 
 def write_report(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, path: Path,
-                 practice_name: str = "") -> Path:
-    """Write the report atomically (a half-written file never replaces a good one)."""
-    html = render_report(collect_report_data(con, run_id, as_of, practice_name))
+                 practice_name: str = "", data: ReportData | None = None) -> Path:
+    """Write the report atomically (a half-written file never replaces a good one).
+    `data`: collect_report_data()'s result when the caller has it already."""
+    html = render_report(data or collect_report_data(con, run_id, as_of, practice_name))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(html, encoding="utf-8")

@@ -9,17 +9,21 @@ with flags as (
            resolved_at
     from quality.flags
 ),
+-- Only flagged activities are looked up (semi joins): a few flags against years of
+-- activities, rather than every activity grouped and then mostly thrown away.
 activity_minutes as (       -- one row per activity (minutes may be split by how they counted)
     select activity_id, any_value(patient_id) as patient_id, any_value(staff_id) as staff_id,
            any_value(role_class) as role_class, any_value(service_month) as service_month,
            any_value(activity_date) as activity_date, max(duration_minutes) as duration_minutes
     from core.activity_minutes
+    where activity_id in (select activity_id from quality.flags)
     group by activity_id
 ),
 activities as (             -- staging, for an activity the minutes stage has not seen
     select activity_id, any_value(patient_id) as patient_id, any_value(staff_id) as staff_id,
            any_value(started_at_local) as started_at_local
     from staging.activities
+    where activity_id in (select activity_id from quality.flags)
     group by activity_id
 ),
 staff as (

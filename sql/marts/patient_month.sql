@@ -2,8 +2,10 @@
 -- billing): minutes by kind, minutes excluded by reason, eligibility, the code
 -- choice, what the ledger says was billed, and for a closed month that was not
 -- billed, why, and an estimate of the payment left on the table.
--- This view is the one place the marts name core.patient_month's columns;
--- revenue_summary and threshold_worklist read this view.
+-- This view is where the marts define core.patient_month's columns;
+-- revenue_summary reads this view. threshold_worklist reads the few columns it
+-- needs from core.patient_month itself, with the definitions used here (keep
+-- the two in step), for the open and previous month only.
 create or replace view marts.patient_month as
 with patient_months as (    -- core.patient_month, column by column
     select
@@ -59,27 +61,57 @@ review as (                 -- minutes that arrived after the month was billed
 practitioners as (
     select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id
 ),
-observed_fees as (          -- the base code's fee the rules engine used, per rules year
-    select pm.rules_year, mode(round(cl.expected_payment / cl.units, 2)) as fee
+-- The base code's fee the rules engine used, per rules year: a line's rules year is
+-- its patient-month's, which is its calendar year (core.eligibility) except where
+-- core.patient_month says otherwise. Only those exceptions are joined, not every
+-- patient-month of history (core.code_lines holds lines of patient-months only).
+rules_year_exceptions as (
+    select patient_id::varchar as patient_id, service_month::date as service_month, rules_year::integer as rules_year
+    from core.patient_month
+    where rules_year is not null and rules_year <> year(service_month)
+),
+observed_fees as (
+    select coalesce(x.rules_year, year(cl.service_month))::integer as rules_year,
+           mode(round(cl.expected_payment / cl.units, 2)) as fee
     from core.code_lines cl
-    join patient_months pm using (patient_id, service_month)
+    left join rules_year_exceptions x on x.patient_id = cl.patient_id and x.service_month = cl.service_month
     where cl.cpt_code = '99490' and cl.units > 0 and cl.expected_payment is not null
-    group by pm.rules_year
+    group by all
 ),
 reference_fees as (         -- the rules files' amount, for a year nothing was coded in yet
     select rules_year, max(fee) as fee from marts.fee_reference where cpt_code = '99490' group by rules_year
 ),
+-- Each distinct reasons_not_billed list parsed once (a few hundred lists) rather than
+-- once per patient-month: list lambdas and regexes were the view's costliest part.
+reason_lists as (
+    select
+        *,
+        -- for a list with one reason code: what follows its colon ('medicaid')
+        nullif(trim(list_first(list_transform(
+            list_filter(reasons_not_billed, lambda r: trim(split_part(r, ':', 1)) = reason_codes[1]),
+            lambda r: case when strpos(r, ':') > 0 then substr(r, strpos(r, ':') + 1) else '' end))), '')
+            as reason_detail
+    from (
+        select
+            reasons_not_billed,
+            list_sort(list_distinct(list_transform(reasons_not_billed, lambda r: trim(split_part(r, ':', 1)))))
+                as reason_codes,
+            -- the threshold a below_threshold reason names ('19 of 20 minutes'), else 99490's 20
+            coalesce(
+                try_cast(list_first(list_transform(
+                    list_filter(reasons_not_billed, lambda r: r like 'below_threshold%'),
+                    lambda r: nullif(regexp_extract(r, 'of\s+(\d+)', 1), ''))) as integer),
+                20) as base_threshold
+        from (select distinct coalesce(reasons_not_billed, []::varchar[])::varchar[] as reasons_not_billed
+              from core.patient_month)
+    )
+),
 classified as (
     select
         pm.*,
-        list_sort(list_distinct(list_transform(pm.reasons_not_billed, lambda r: trim(split_part(r, ':', 1)))))
-            as reason_codes,
-        -- the threshold a below_threshold reason names ('19 of 20 minutes'), else 99490's 20
-        coalesce(
-            try_cast(list_first(list_transform(
-                list_filter(pm.reasons_not_billed, lambda r: r like 'below_threshold%'),
-                lambda r: nullif(regexp_extract(r, 'of\s+(\d+)', 1), ''))) as integer),
-            20) as base_threshold,
+        rl.reason_codes,
+        rl.base_threshold,
+        rl.reason_detail,
         l.patient_id is not null as billed,
         l.batch_id, l.claim_id, l.billed_run_id, l.billed_at,
         ll.billed_codes, ll.billed_charge_amount, ll.billed_expected_payment,
@@ -93,6 +125,7 @@ classified as (
     left join practitioners s on s.staff_id = pm.billing_staff_id
     left join observed_fees o on o.rules_year = pm.rules_year
     left join reference_fees f on f.rules_year = pm.rules_year
+    left join reason_lists rl using (reasons_not_billed)
 ),
 outcomes as (
     select
@@ -173,10 +206,7 @@ select
         when left_on_table_reason = 'held_documentation' then
             countable_minutes || ' countable + ' || excluded_held_documentation || ' held of ' || base_threshold || ' min'
         when left_on_table_reason = 'multiple_reasons' then array_to_string(reason_codes, ' + ')
-        when left_on_table_reason is not null then             -- what follows the colon: 'medicaid'
-            nullif(trim(list_first(list_transform(
-                list_filter(reasons_not_billed, lambda r: trim(split_part(r, ':', 1)) = left_on_table_reason),
-                lambda r: case when strpos(r, ':') > 0 then substr(r, strpos(r, ':') + 1) else '' end))), '')
+        when left_on_table_reason is not null then reason_detail   -- one reason: what follows its colon
     end as left_on_table_detail,
     case when left_on_table_reason = 'below_threshold' then base_threshold - countable_minutes end as minutes_short,
     '99490' as base_code,

@@ -18,25 +18,64 @@ with as_of as (
         current_date) as as_of
 ),
 open_month as (
-    select as_of, date_trunc('month', as_of)::date as service_month, last_day(as_of) as month_end from as_of
+    select as_of, date_trunc('month', as_of)::date as service_month, last_day(as_of) as month_end,
+           (date_trunc('month', as_of) - interval 1 month)::date as previous_month
+    from as_of
+),
+-- The open month's and the previous month's patient-months, read once, from
+-- core.patient_month with marts.patient_month's definitions of the columns used
+-- here (not from that view: its ledger, fee and reason look-ups cover every
+-- month of history and the worklist needs none of them). When worklist_as_of is
+-- set its two months are also named as constants, so that only they are read (a
+-- join on open_month alone does not reach the scan); unset, the bounds fall back
+-- to the row's own month (no filter).
+recent as (
+    select
+        pm.patient_id::varchar as patient_id,
+        pm.service_month::date as service_month,
+        pm.billing_npi,
+        pm.billing_provider_npi,
+        pm.billing_staff_id,
+        s.full_name as billing_practitioner_name,
+        coalesce(pm.countable_minutes, 0)::integer as countable_minutes,
+        coalesce(pm.clinical_staff_minutes, 0)::integer as clinical_staff_minutes,
+        coalesce(pm.practitioner_minutes, 0)::integer as practitioner_minutes,
+        coalesce(pm.excluded_held_documentation, 0)::integer as excluded_held_documentation,
+        coalesce(pm.excluded_after_revocation, 0)::integer as excluded_after_revocation,
+        coalesce(pm.eligible, false) as eligible,
+        coalesce(pm.reasons_not_billed, []::varchar[])::varchar[] as reasons_not_billed,
+        pm.next_threshold_minutes::integer as next_threshold_minutes,
+        pm.minutes_to_next_threshold::integer as minutes_to_next_threshold,
+        nullif(trim(pm.billed_codes), '') as codes,
+        pm.expected_payment::decimal(10, 2) as expected_payment
+    from core.patient_month pm
+    left join (select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id) s
+        on s.staff_id = pm.billing_staff_id
+    where pm.service_month::date
+          between coalesce((date_trunc('month', try_cast(getvariable('worklist_as_of') as date))
+                            - interval 1 month)::date, pm.service_month::date)
+              and coalesce(date_trunc('month', try_cast(getvariable('worklist_as_of') as date))::date,
+                           pm.service_month::date)
 ),
 this_month as (
     select pm.*,
            case when pm.eligible then 'eligible' else 'eligible_but_for_minutes' end as worklist_status
-    from marts.patient_month pm
+    from recent pm
     join open_month o using (service_month)
     where pm.eligible
-       -- held back only by minutes (or by the month still being open)
-       or list_bool_and(list_transform(pm.reason_codes,
-              lambda r: r in ('below_threshold', 'month_open', 'open_month', 'month_not_closed', 'in_progress')))
+       -- held back only by minutes (or by the month still being open): every reason
+       -- code (marts.patient_month.reason_codes: the text before ':') is one of these
+       or list_bool_and(list_transform(pm.reasons_not_billed,
+              lambda r: trim(split_part(r, ':', 1))
+                        in ('below_threshold', 'month_open', 'open_month', 'month_not_closed', 'in_progress')))
 ),
 carried_forward as (        -- eligible last month, nothing logged yet this month
     select prev.patient_id, o.service_month, prev.billing_npi, prev.billing_provider_npi, prev.billing_staff_id,
            prev.billing_practitioner_name
-    from marts.patient_month prev
-    join open_month o on prev.service_month = (o.service_month - interval 1 month)::date
+    from recent prev
+    join open_month o on prev.service_month = o.previous_month
     where prev.eligible and prev.excluded_after_revocation = 0
-      and not exists (select 1 from marts.patient_month cur
+      and not exists (select 1 from recent cur
                       where cur.patient_id = prev.patient_id and cur.service_month = o.service_month)
 ),
 candidates as (
