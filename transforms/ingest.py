@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -148,14 +149,32 @@ def _read_strings(lf: LandingFile, settings: Settings) -> pl.DataFrame:
     return frame.select(spec.columns).with_row_index("_row_number", offset=1)
 
 
-def _typed_select(spec: TableSpec, types: dict[str, str]) -> tuple[str, str]:
-    """Two SELECTs over `landing_rows`: the typed rows with a `_bad` flag, and,
+def _quoted(columns) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
+
+
+@dataclass(frozen=True)
+class TypedSelect:
+    typed_rows: str    # SELECT over `source`: typed columns, _row_number, _bad, _key_hash, _row_hash, _text_hash
+    problem_rows: str  # SELECT over `landing_rows`: one row per problem of the bad rows of `parsed`
+    key_hash: str      # expression over the landing text: hash of the typed key, as _key_hash
+    text_hash: str     # expression over the landing text: _text_hash
+
+
+def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source: str = "landing_rows") -> TypedSelect:
+    """SELECTs over the landing text: the typed rows with a `_bad` flag and the
+    fingerprints raw.latest_<table> keeps (sql/raw/_latest_versions.sql), and,
     for bad rows only (few), one row per problem with its column and reason.
+
+    _text_hash fingerprints the landing text together with the typing rules and
+    the time zone that read it: equal text under equal rules types the same, so
+    a row whose _text_hash is its key's latest need not be typed at all.
 
     DuckDB's TRY_CAST to TIMESTAMPTZ reads a naive timestamp in the session time
     zone (set to practice time by warehouse.connect) and an offset one as given.
     """
     typed: list[str] = []
+    typed_expr: dict[str, str] = {}
     problems: list[tuple[str, str, str]] = []  # (condition, column, reason)
     for col in spec.columns:
         q = f'"{col}"'
@@ -185,6 +204,7 @@ def _typed_select(spec: TableSpec, types: dict[str, str]) -> tuple[str, str]:
         else:
             raise ValueError(f"sql/raw/{spec.name}.sql: type {sql_type} of {col} has no parser")
         typed.append(f"{expr} as {q}")
+        typed_expr[col] = expr
         if col not in spec.optional and col != "status":
             problems.append((f"{text} is null", col, "missing value"))
         if col in spec.vocab:
@@ -195,7 +215,14 @@ def _typed_select(spec: TableSpec, types: dict[str, str]) -> tuple[str, str]:
         problems.append(("try_cast(trim(duration_minutes) as integer) < 0", "duration_minutes", "negative minutes"))
 
     any_problem = " or ".join(f"coalesce({cond}, false)" for cond, _, _ in problems) or "false"
-    typed_rows = f"select {', '.join(typed)}, _row_number, {any_problem} as _bad from landing_rows"
+    typed_rows = f"select {', '.join(typed)}, _row_number, {any_problem} as _bad"
+    rules = hashlib.sha256(f"{typed_rows}|{time_zone}".encode()).hexdigest()[:16]
+    text_hash = f"hash('{rules}', {_quoted(spec.columns)})"
+    key_hash = f"hash({', '.join(typed_expr[k] for k in spec.key)})"
+    typed_rows = (
+        f"select *, hash({_quoted(spec.key)}) as _key_hash, hash({_quoted(spec.columns)}) as _row_hash "
+        f"from ({typed_rows}, {text_hash} as _text_hash from {source})"
+    )
     listed = ", ".join(f"case when coalesce({cond}, false) then {{'column': '{col}', 'reason': '{reason}'}} end"
                        for cond, col, reason in problems)
     key = " || '|' || ".join(f"coalesce(trim(\"{k}\"), '')" for k in spec.key)
@@ -204,7 +231,23 @@ def _typed_select(spec: TableSpec, types: dict[str, str]) -> tuple[str, str]:
         f"unnest(list_filter([{listed}], lambda p: p is not null)) as problem "
         f"from landing_rows where _row_number in (select _row_number from parsed where _bad)"
     )
-    return typed_rows, problem_rows
+    return TypedSelect(typed_rows, problem_rows, key_hash, text_hash)
+
+
+def _ensure_latest(con: duckdb.DuckDBPyConnection) -> None:
+    """Fill raw.latest_<table> from raw for a warehouse loaded before it existed."""
+    for table in LOAD_ORDER:
+        if con.execute(f"select count(*) from (select 1 from raw.latest_{table} limit 1)").fetchone()[0]:
+            continue
+        if not con.execute(f"select count(*) from (select 1 from raw.{table} limit 1)").fetchone()[0]:
+            continue
+        spec = TABLES[table]
+        con.execute(
+            f"insert into raw.latest_{table} "
+            f"select hash({_quoted(spec.key)}) as _key_hash, "
+            f"arg_max(hash({_quoted(spec.columns)}), (_drop, _row_number)), null "
+            f"from raw.{table} group by _key_hash"
+        )
 
 
 def load_drops(
@@ -215,8 +258,11 @@ def load_drops(
     Each drop is one transaction, in drop order: a drop is stored whole or not
     at all, and memory stays bounded by one drop. A failure keeps the complete
     drops before it (the next run goes on from there) and nothing of its own.
+    A row identical to the current version of its key (as of the drops before
+    it) is counted in raw.loaded_file_rows and not stored again.
     """
     rows_loaded = {t: 0 for t in LOAD_ORDER}
+    rows_unchanged = {t: 0 for t in LOAD_ORDER}
     quarantined = 0
     by_drop: dict[str, list[LandingFile]] = {}
     for lf in plan.files:
@@ -226,46 +272,111 @@ def load_drops(
                             "where table_schema = 'raw' and table_name = ?", [t]).fetchall())
         for t in LOAD_ORDER
     }
-    for drop, files in by_drop.items():
+    if plan.files:
         con.begin()
         try:
-            loaded, bad_rows, lines = _load_drop(con, files, types, settings, run_id)
-            if strict and lines:
-                raise InputError(lines + [f"--strict: bad rows are fatal; nothing of drop {drop} was stored"])
+            _ensure_latest(con)
         except BaseException:
             con.rollback()
             raise
         con.commit()
-        for table, n in loaded.items():
-            rows_loaded[table] += n
-        quarantined += bad_rows
+    # Checksums on the other core while DuckDB types the rows (hashlib releases the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checksums = {lf.path: pool.submit(sha256_file, lf.path) for lf in plan.files}
+        try:
+            for drop, files in by_drop.items():
+                con.begin()
+                try:
+                    counts, bad_rows, lines = _load_drop(con, files, types, settings, run_id, checksums)
+                    if strict and lines:
+                        raise InputError(lines + [f"--strict: bad rows are fatal; nothing of drop {drop} was stored"])
+                except BaseException:
+                    con.rollback()
+                    raise
+                con.commit()
+                for table, (stored, unchanged) in counts.items():
+                    rows_loaded[table] += stored
+                    rows_unchanged[table] += unchanged
+                quarantined += bad_rows
+        finally:
+            for future in checksums.values():
+                future.cancel()
     return {
         "drops_loaded": list(plan.new_drops),
         "drops_skipped": list(plan.skipped_drops),
         "rows_loaded": rows_loaded,
+        "rows_unchanged": rows_unchanged,
         "rows_quarantined": quarantined,
         "files_ignored": list(plan.ignored),
     }
 
 
-def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, run_id: str):
-    loaded: dict[str, int] = {}
+def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, run_id: str, checksums: dict):
+    counts: dict[str, tuple[int, int]] = {}
     bad_total = 0
     lines: list[str] = []
     for lf in files:
         frame = _read_strings(lf, settings)
         spec = TABLES[lf.table]
-        typed_rows, problem_rows = _typed_select(spec, types[lf.table])
+        select = _typed_select(spec, types[lf.table], settings.time_zone, source="unseen_rows")
+        latest = f"raw.latest_{lf.table}"
         con.register("landing_rows", frame.to_arrow())
-        con.execute(f"create or replace temp table parsed as {typed_rows}")
-        cols = ", ".join(f'"{c}"' for c in spec.columns)
-        good = con.execute(
-            f"insert into raw.{lf.table} select {cols}, ?, ?, _row_number, ? from parsed where not _bad",
+        # Screen on the text first: a row whose text (under the same typing rules)
+        # is that of its key's newest stored version is unchanged, untyped. A key
+        # repeated within the file always goes the long way (its rows compare
+        # with each other, in order).
+        con.execute(f"""
+            create or replace temp table screened as
+            select _row_number, {select.key_hash} as _key_hash, {select.text_hash} as _text_hash
+            from landing_rows
+        """)
+        con.execute(f"""
+            create or replace temp table parsed as
+            with repeated_keys as (
+                select _key_hash from screened group by _key_hash having count(*) > 1
+            ),
+            unseen as (
+                select s._row_number
+                from screened s
+                left join {latest} l using (_key_hash)
+                where l._text_hash is distinct from s._text_hash
+                   or s._key_hash in (select _key_hash from repeated_keys)
+            ),
+            unseen_rows as (
+                select * from landing_rows semi join unseen using (_row_number)
+            )
+            {select.typed_rows}
+        """)
+        # Keep a good row when it differs from the version before it: the row
+        # before it in this file with the same key, else the newest stored one.
+        con.execute(f"""
+            create or replace temp table changed as
+            with good as (
+                select *, lag(_row_hash) over (partition by _key_hash order by _row_number) as _previous_in_file
+                from parsed
+                where not _bad
+            )
+            select g.* exclude (_bad, _previous_in_file),
+                   g._previous_in_file is null and l._row_hash is null as _new_key
+            from good g
+            left join {latest} l using (_key_hash)
+            where g._row_hash is distinct from coalesce(g._previous_in_file, l._row_hash)
+        """)
+        typed, bad_rows = con.execute("select count(*), count(*) filter (_bad) from parsed").fetchone()
+        stored, new = con.execute("select count(*), count(*) filter (_new_key) from changed").fetchone()
+        good = frame.height - bad_rows
+        con.execute(
+            f"insert into raw.{lf.table} select {_quoted(spec.columns)}, ?, ?, _row_number, ? from changed",
             [lf.drop, lf.path.name, run_id],
-        ).fetchone()[0]
-        bad_rows = frame.height - good
+        )
+        if typed > bad_rows:
+            # the key's newest version is now its last good row here (stored or not)
+            con.execute(f"delete from {latest} where _key_hash in (select _key_hash from parsed where not _bad)")
+            con.execute(f"insert into {latest} "
+                        f"select _key_hash, arg_max(_row_hash, _row_number), arg_max(_text_hash, _row_number) "
+                        f"from parsed where not _bad group by _key_hash")
         if bad_rows:
-            con.execute(f"create or replace temp table problems as {problem_rows}")
+            con.execute(f"create or replace temp table problems as {select.problem_rows}")
             con.execute(
                 "insert into raw.quarantine select ?, ?, ?, _row_number, problem.column, problem.reason, record_key, ? "
                 "from problems", [lf.drop, lf.table, lf.path.name, run_id],
@@ -276,16 +387,22 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
                 lines.append(f"{lf.path}: row {row}, column {column}: {reason}")
             con.execute("drop table problems")
         con.unregister("landing_rows")
-        con.execute("drop table parsed")
+        for temp in ("screened", "parsed", "changed"):
+            con.execute(f"drop table {temp}")
         con.execute(
             "insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [lf.drop, lf.table, lf.path.name, sha256_file(lf.path), frame.height, good, bad_rows, run_id,
+            [lf.drop, lf.table, lf.path.name, checksums[lf.path].result(), frame.height, stored, bad_rows, run_id,
              datetime.now(timezone.utc)],
         )
-        loaded[lf.table] = loaded.get(lf.table, 0) + good
+        con.execute(
+            "insert into raw.loaded_file_rows values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [lf.drop, lf.table, frame.height, new, stored - new, good - stored, bad_rows, run_id],
+        )
+        counts[lf.table] = (stored, good - stored)
         bad_total += bad_rows
-        log.info("loaded %s/%s: %d rows, %d quarantined", lf.drop, lf.path.name, good, bad_rows)
-    return loaded, bad_total, lines
+        log.info("loaded %s/%s: %d rows stored, %d unchanged, %d quarantined",
+                 lf.drop, lf.path.name, stored, good - stored, bad_rows)
+    return counts, bad_total, lines
 
 
 def build_staging(con: duckdb.DuckDBPyConnection) -> dict:
