@@ -95,7 +95,13 @@ def plan_ingest(landing: Path, already_loaded: set[str], settings: Settings) -> 
         files=[],
     )
     problems: list[str] = []
+    # Newest drop wins by name, and ingest stores only what changed since the
+    # newest drop loaded: a drop that sorts before it would rewrite history.
+    newest_loaded = max(already_loaded, default=None)
     for drop in plan.new_drops:
+        if newest_loaded is not None and drop < newest_loaded:
+            problems.append(f"{landing / drop}: drop sorts before {newest_loaded}, which is already loaded; "
+                            f"drops must arrive in name order (rename it to sort after {newest_loaded})")
         seen: dict[str, Path] = {}
         for path in sorted((landing / drop).iterdir()):
             if path.is_dir() or path.name.startswith("."):
@@ -405,12 +411,49 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
     return counts, bad_total, lines
 
 
-def build_staging(con: duckdb.DuckDBPyConnection) -> dict:
-    """Current state per key, from all of raw (newest drop wins, voids out)."""
-    from transforms.warehouse import run_sql
+STAGING_TABLES = (*LOAD_ORDER, "activity_versions", "rejected_rows")
 
-    for table in LOAD_ORDER:
-        run_sql(con, f"staging/{table}.sql")
+
+def build_staging(con: duckdb.DuckDBPyConnection, incremental: bool = False) -> dict:
+    """Current state per key (newest drop wins, voids out, unknown patients and
+    staff held in staging.rejected_rows).
+
+    Full (the default, and whenever staging is incomplete): every table from all
+    of raw, sql/staging/<table>.sql. Incremental: only the keys that the drops
+    loaded since staging was last built touch, plus the rows that waited for a
+    patient or staff member those drops describe (sql/staging/incremental/).
+    staging.staged_drops records which loaded drops staging reflects, so a run
+    that failed between loading and staging is caught up by the next one.
+    """
+    from transforms.warehouse import run_sql, table_exists
+
+    con.execute("create table if not exists staging.staged_drops "
+                "(drop_name varchar primary key, staged_at timestamptz not null)")
+    loaded = [r[0] for r in con.execute(
+        "select distinct drop_name from raw.loaded_files order by 1").fetchall()] \
+        if table_exists(con, "raw", "loaded_files") else []
+    complete = all(table_exists(con, "staging", t) for t in STAGING_TABLES)
+    if incremental and complete:
+        staged = {r[0] for r in con.execute("select drop_name from staging.staged_drops").fetchall()}
+        pending = [d for d in loaded if d not in staged]
+        mode = "incremental"
+        if pending:
+            con.execute("create or replace temp table staging_pending_drops as "
+                        "select unnest(?::varchar[]) as drop_name", [pending])
+            run_sql(con, "staging/incremental/_scope.sql")
+            for table in LOAD_ORDER:
+                run_sql(con, f"staging/incremental/{table}.sql")
+            for temp in ("staging_pending_drops", "new_patients", "new_staff", *(f"recheck_{t}" for t in LOAD_ORDER)):
+                con.execute(f"drop table {temp}")
+    else:
+        mode = "full"
+        pending = loaded
+        for table in LOAD_ORDER:
+            run_sql(con, f"staging/{table}.sql")
+        con.execute("delete from staging.staged_drops")
+    if pending:
+        con.execute("insert into staging.staged_drops select unnest(?::varchar[]), now()", [pending])
     counts = {t: con.execute(f"select count(*) from staging.{t}").fetchone()[0] for t in LOAD_ORDER}
     counts["rejected_rows"] = con.execute("select count(*) from staging.rejected_rows").fetchone()[0]
+    counts["mode"] = mode
     return counts
