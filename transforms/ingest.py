@@ -5,6 +5,16 @@ Two steps, so that a bad file never touches the warehouse:
                  read and has the contract's required columns (no writes);
   load_drops()   types every row, appends good rows to raw.<table> and bad ones
                  to raw.quarantine, and records each file's SHA-256.
+Then build_staging() brings staging.* up to date: in full, or for the keys the
+new drops touched.
+
+Raw stores only what changed. Drops overlap and carry full reference
+snapshots, so most rows of a drop repeat the current version of their key: such
+a row is counted (raw.loaded_file_rows) but not stored again. "Current" is the
+newest stored version as of the rows before it, in drop order and file order,
+so a key changed and changed back stores the newest drop's row. The comparison
+uses fingerprints kept per key in raw.latest_<table>: first of the landing text
+(an identical line needs no typing), then of the typed values.
 """
 from __future__ import annotations
 
@@ -133,6 +143,11 @@ def plan_ingest(landing: Path, already_loaded: set[str], settings: Settings) -> 
 
 # ---------------------------------------------------------------- loading
 
+def _arrow(frame: pl.DataFrame):
+    """The frame for DuckDB without copying it (string views, which DuckDB reads as they are)."""
+    return frame.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -162,7 +177,7 @@ def _quoted(columns) -> str:
 @dataclass(frozen=True)
 class TypedSelect:
     typed_rows: str    # SELECT over `source`: typed columns, _row_number, _bad, _key_hash, _row_hash, _text_hash
-    problem_rows: str  # SELECT over `landing_rows`: one row per problem of the bad rows of `parsed`
+    problem_rows: str  # SELECT over `source`: one row per problem of the bad rows of `parsed`
     key_hash: str      # expression over the landing text: hash of the typed key, as _key_hash
     text_hash: str     # expression over the landing text: _text_hash
 
@@ -235,7 +250,7 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
     problem_rows = (
         f"select _row_number, {key} as record_key, "
         f"unnest(list_filter([{listed}], lambda p: p is not null)) as problem "
-        f"from landing_rows where _row_number in (select _row_number from parsed where _bad)"
+        f"from {source} where _row_number in (select _row_number from parsed where _bad)"
     )
     return TypedSelect(typed_rows, problem_rows, key_hash, text_hash)
 
@@ -307,6 +322,8 @@ def load_drops(
         finally:
             for future in checksums.values():
                 future.cancel()
+    for temp in ("parsed", "changed", "problems"):
+        con.execute(f"drop table if exists {temp}")
     return {
         "drops_loaded": list(plan.new_drops),
         "drops_skipped": list(plan.skipped_drops),
@@ -321,94 +338,99 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
     counts: dict[str, tuple[int, int]] = {}
     bad_total = 0
     lines: list[str] = []
+    loaded_files, loaded_file_rows = [], []
     for lf in files:
         frame = _read_strings(lf, settings)
         spec = TABLES[lf.table]
         select = _typed_select(spec, types[lf.table], settings.time_zone, source="unseen_rows")
         latest = f"raw.latest_{lf.table}"
-        con.register("landing_rows", frame.to_arrow())
         # Screen on the text first: a row whose text (under the same typing rules)
-        # is that of its key's newest stored version is unchanged, untyped. A key
-        # repeated within the file always goes the long way (its rows compare
-        # with each other, in order).
-        con.execute(f"""
-            create or replace temp table screened as
-            select _row_number, {select.key_hash} as _key_hash, {select.text_hash} as _text_hash
-            from landing_rows
-        """)
-        con.execute(f"""
-            create or replace temp table parsed as
-            with repeated_keys as (
+        # is that of its key's newest stored version is unchanged, and is not
+        # typed. A key repeated within the file always goes the long way (its
+        # rows compare with each other, in file order).
+        con.register("landing_rows", _arrow(frame))
+        unseen = con.execute(f"""
+            with screened as materialized (
+                select _row_number, {select.key_hash} as _key_hash, {select.text_hash} as _text_hash
+                from landing_rows
+            ),
+            repeated_keys as (
                 select _key_hash from screened group by _key_hash having count(*) > 1
-            ),
-            unseen as (
-                select s._row_number
-                from screened s
-                left join {latest} l using (_key_hash)
-                where l._text_hash is distinct from s._text_hash
-                   or s._key_hash in (select _key_hash from repeated_keys)
-            ),
-            unseen_rows as (
-                select * from landing_rows semi join unseen using (_row_number)
             )
-            {select.typed_rows}
-        """)
-        # Keep a good row when it differs from the version before it: the row
-        # before it in this file with the same key, else the newest stored one.
-        con.execute(f"""
-            create or replace temp table changed as
-            with good as (
-                select *, lag(_row_hash) over (partition by _key_hash order by _row_number) as _previous_in_file
-                from parsed
-                where not _bad
-            )
-            select g.* exclude (_bad, _previous_in_file),
-                   g._previous_in_file is null and l._row_hash is null as _new_key
-            from good g
+            select s._row_number - 1 as row_index
+            from screened s
             left join {latest} l using (_key_hash)
-            where g._row_hash is distinct from coalesce(g._previous_in_file, l._row_hash)
-        """)
-        typed, bad_rows = con.execute("select count(*), count(*) filter (_bad) from parsed").fetchone()
-        stored, new = con.execute("select count(*), count(*) filter (_new_key) from changed").fetchone()
-        good = frame.height - bad_rows
-        con.execute(
-            f"insert into raw.{lf.table} select {_quoted(spec.columns)}, ?, ?, _row_number, ? from changed",
-            [lf.drop, lf.path.name, run_id],
-        )
-        if typed > bad_rows:
-            # the key's newest version is now its last good row here (stored or not)
-            con.execute(f"delete from {latest} where _key_hash in (select _key_hash from parsed where not _bad)")
-            con.execute(f"insert into {latest} "
-                        f"select _key_hash, arg_max(_row_hash, _row_number), arg_max(_text_hash, _row_number) "
-                        f"from parsed where not _bad group by _key_hash")
-        if bad_rows:
-            con.execute(f"create or replace temp table problems as {select.problem_rows}")
-            con.execute(
-                "insert into raw.quarantine select ?, ?, ?, _row_number, problem.column, problem.reason, record_key, ? "
-                "from problems", [lf.drop, lf.table, lf.path.name, run_id],
-            )
-            for row, column, reason in con.execute(
-                "select _row_number, problem.column, problem.reason from problems order by 1 limit 20"
-            ).fetchall():
-                lines.append(f"{lf.path}: row {row}, column {column}: {reason}")
-            con.execute("drop table problems")
+            where l._text_hash is distinct from s._text_hash
+               or s._key_hash in (select _key_hash from repeated_keys)
+            order by 1
+        """).fetchnumpy()["row_index"]
         con.unregister("landing_rows")
-        for temp in ("screened", "parsed", "changed"):
-            con.execute(f"drop table {temp}")
-        con.execute(
-            "insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [lf.drop, lf.table, lf.path.name, checksums[lf.path].result(), frame.height, stored, bad_rows, run_id,
-             datetime.now(timezone.utc)],
-        )
-        con.execute(
-            "insert into raw.loaded_file_rows values (?, ?, ?, ?, ?, ?, ?, ?)",
-            [lf.drop, lf.table, frame.height, new, stored - new, good - stored, bad_rows, run_id],
-        )
+        stored = new = bad_rows = 0
+        if len(unseen):
+            stored, new, bad_rows = _store_unseen(con, lf, spec, select, frame[pl.Series(unseen, dtype=pl.Int64)],
+                                                  run_id, lines)
+        good = frame.height - bad_rows
+        loaded_files.append([lf.drop, lf.table, lf.path.name, checksums[lf.path].result(), frame.height, stored,
+                             bad_rows, run_id, datetime.now(timezone.utc)])
+        loaded_file_rows.append([lf.drop, lf.table, frame.height, new, stored - new, good - stored, bad_rows, run_id])
         counts[lf.table] = (stored, good - stored)
         bad_total += bad_rows
         log.info("loaded %s/%s: %d rows stored, %d unchanged, %d quarantined",
                  lf.drop, lf.path.name, stored, good - stored, bad_rows)
+    con.executemany("insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)", loaded_files)
+    con.executemany("insert into raw.loaded_file_rows values (?, ?, ?, ?, ?, ?, ?, ?)", loaded_file_rows)
     return counts, bad_total, lines
+
+
+def _store_unseen(con, lf: LandingFile, spec: TableSpec, select: TypedSelect, rows: pl.DataFrame, run_id: str,
+                  lines: list[str]) -> tuple[int, int, int]:
+    """Type the rows the text screen did not recognise; store the new and changed
+    ones, quarantine the bad ones. Returns (stored, of which new keys, bad)."""
+    latest = f"raw.latest_{lf.table}"
+    con.register("unseen_rows", _arrow(rows))
+    con.execute(f"create or replace temp table parsed as {select.typed_rows}")
+    # Keep a good row when it differs from the version before it: the row
+    # before it in this file with the same key, else the newest stored one.
+    con.execute(f"""
+        create or replace temp table changed as
+        with good as (
+            select *, lag(_row_hash) over (partition by _key_hash order by _row_number) as _previous_in_file
+            from parsed
+            where not _bad
+        )
+        select g.* exclude (_bad, _previous_in_file),
+               g._previous_in_file is null and l._row_hash is null as _new_key
+        from good g
+        left join {latest} l using (_key_hash)
+        where g._row_hash is distinct from coalesce(g._previous_in_file, l._row_hash)
+    """)
+    typed, bad_rows, stored, new = con.execute(
+        "select (select count(*) from parsed), (select count(*) from parsed where _bad), "
+        "(select count(*) from changed), (select count(*) from changed where _new_key)"
+    ).fetchone()
+    if stored:
+        con.execute(
+            f"insert into raw.{lf.table} select {_quoted(spec.columns)}, ?, ?, _row_number, ? from changed",
+            [lf.drop, lf.path.name, run_id],
+        )
+    if typed > bad_rows:
+        # the key's newest version is now its last good row here (stored or not)
+        con.execute(f"delete from {latest} where _key_hash in (select _key_hash from parsed where not _bad)")
+        con.execute(f"insert into {latest} "
+                    f"select _key_hash, arg_max(_row_hash, _row_number), arg_max(_text_hash, _row_number) "
+                    f"from parsed where not _bad group by _key_hash")
+    if bad_rows:
+        con.execute(f"create or replace temp table problems as {select.problem_rows}")
+        con.execute(
+            "insert into raw.quarantine select ?, ?, ?, _row_number, problem.column, problem.reason, record_key, ? "
+            "from problems", [lf.drop, lf.table, lf.path.name, run_id],
+        )
+        for row, column, reason in con.execute(
+            "select _row_number, problem.column, problem.reason from problems order by 1 limit 20"
+        ).fetchall():
+            lines.append(f"{lf.path}: row {row}, column {column}: {reason}")
+    con.unregister("unseen_rows")
+    return stored, new, bad_rows
 
 
 STAGING_TABLES = (*LOAD_ORDER, "activity_versions", "rejected_rows")
