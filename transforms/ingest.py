@@ -194,11 +194,12 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
     DuckDB's TRY_CAST to TIMESTAMPTZ reads a naive timestamp in the session time
     zone (set to practice time by warehouse.connect) and an offset one as given.
     """
-    typed: list[str] = []
-    typed_expr: dict[str, str] = {}
-    problems: list[tuple[str, str, str]] = []  # (condition, column, reason)
+    texts: list[str] = []  # each column's landing text, trimmed and normalised, as "_t_<column>"
+    typed: list[str] = []  # each column typed from its "_t_<column>"
+    typed_from_landing: dict[str, str] = {}  # the same, straight from the landing column (for the key)
+    problems: list[tuple[str, str, str]] = []  # (condition over "_t_<column>" and the typed column, column, reason)
     for col in spec.columns:
-        q = f'"{col}"'
+        q, t = f'"{col}"', f'"_t_{col}"'
         text = f"nullif(trim({q}), '')"
         sql_type = types[col]
         if col in spec.vocab:
@@ -208,49 +209,53 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
         elif col == "role":
             text = f"lower({text})"
         if sql_type == "VARCHAR":
-            expr = f"coalesce({text}, 'active')" if col == "status" else text
+            expr = f"coalesce({t}, 'active')" if col == "status" else t
         elif sql_type == "INTEGER":
             # whole numbers only: TRY_CAST would round '12.5' to 13, and minutes are never rounded
-            expr = f"case when regexp_full_match({text}, '[+-]?[0-9]+') then cast({text} as integer) end"
-            problems.append((f"{text} is not null and {expr} is null", col, "not a whole number"))
+            expr = f"case when regexp_full_match({t}, '[+-]?[0-9]+') then cast({t} as integer) end"
+            problems.append((f"{t} is not null and {q} is null", col, "not a whole number"))
         elif sql_type == "BOOLEAN":
-            expr = f"try_cast(lower({text}) as boolean)"
-            problems.append((f"{text} is not null and {expr} is null", col, "not true/false"))
+            expr = f"try_cast(lower({t}) as boolean)"
+            problems.append((f"{t} is not null and {q} is null", col, "not true/false"))
         elif sql_type == "DATE":
-            expr = f"case when regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') then try_cast({text} as date) end"
-            problems.append((f"{text} is not null and {expr} is null", col, "not a date (YYYY-MM-DD)"))
+            expr = f"case when regexp_full_match({t}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') then try_cast({t} as date) end"
+            problems.append((f"{t} is not null and {q} is null", col, "not a date (YYYY-MM-DD)"))
         elif sql_type.startswith("TIMESTAMP"):
-            expr = f"try_cast({text} as timestamptz)"
-            problems.append((f"{text} is not null and {expr} is null", col, "not an ISO 8601 timestamp"))
+            expr = f"try_cast({t} as timestamptz)"
+            problems.append((f"{t} is not null and {q} is null", col, "not an ISO 8601 timestamp"))
         else:
             raise ValueError(f"sql/raw/{spec.name}.sql: type {sql_type} of {col} has no parser")
+        texts.append(f"{text} as {t}")
         typed.append(f"{expr} as {q}")
-        typed_expr[col] = expr
+        typed_from_landing[col] = expr.replace(t, f"({text})")
         if col not in spec.optional and col != "status":
-            problems.append((f"{text} is null", col, "missing value"))
+            problems.append((f"{t} is null", col, "missing value"))
         if col in spec.vocab:
             allowed = ", ".join(f"'{v}'" for v in spec.vocab[col])
-            problems.append((f"{text} is not null and {text} not in ({allowed})", col,
+            problems.append((f"{t} is not null and {t} not in ({allowed})", col,
                              f"not one of {'/'.join(spec.vocab[col])}"))
     if spec.name == "activities":
-        problems.append(("try_cast(trim(duration_minutes) as integer) < 0", "duration_minutes", "negative minutes"))
+        problems.append(('try_cast("_t_duration_minutes" as integer) < 0', "duration_minutes", "negative minutes"))
 
     any_problem = " or ".join(f"coalesce({cond}, false)" for cond, _, _ in problems) or "false"
-    typed_rows = f"select {', '.join(typed)}, _row_number, {any_problem} as _bad"
-    rules = hashlib.sha256(f"{typed_rows}|{time_zone}".encode()).hexdigest()[:16]
+    rules = hashlib.sha256(f"{texts}|{typed}|{any_problem}|{time_zone}".encode()).hexdigest()[:16]
     text_hash = f"hash('{rules}', {_quoted(spec.columns)})"
-    key_hash = f"hash({', '.join(typed_expr[k] for k in spec.key)})"
+    key_hash = f"hash({', '.join(typed_from_landing[k] for k in spec.key)})"
     typed_rows = (
-        f"select *, hash({_quoted(spec.key)}) as _key_hash, hash({_quoted(spec.columns)}) as _row_hash "
-        f"from ({typed_rows}, {text_hash} as _text_hash from {source})"
+        f"select {_quoted(spec.columns)}, _row_number, _text_hash, {any_problem} as _bad, "
+        f"hash({_quoted(spec.key)}) as _key_hash, hash({_quoted(spec.columns)}) as _row_hash "
+        f"from (select *, {', '.join(typed)} "
+        f"      from (select {', '.join(texts)}, _row_number, {text_hash} as _text_hash from {source}))"
     )
     listed = ", ".join(f"case when coalesce({cond}, false) then {{'column': '{col}', 'reason': '{reason}'}} end"
                        for cond, col, reason in problems)
     key = " || '|' || ".join(f"coalesce(trim(\"{k}\"), '')" for k in spec.key)
     problem_rows = (
-        f"select _row_number, {key} as record_key, "
+        f"select _row_number, _record_key as record_key, "
         f"unnest(list_filter([{listed}], lambda p: p is not null)) as problem "
-        f"from {source} where _row_number in (select _row_number from parsed where _bad)"
+        f"from (select *, {', '.join(typed)} "
+        f"      from (select {', '.join(texts)}, _row_number, {key} as _record_key from {source} "
+        f"            where _row_number in (select _row_number from parsed where _bad)))"
     )
     return TypedSelect(typed_rows, problem_rows, key_hash, text_hash)
 
