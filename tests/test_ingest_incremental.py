@@ -303,3 +303,17 @@ def test_incremental_staging_equals_a_full_rebuild_and_newest_drop_wins(tmp_path
     raw_once = {t: con.execute(f"select * exclude (_run_id) from raw.{t} order by all").fetchall() for t in TABLES}
     con.close()
     assert raw_once == raw_nightly
+
+
+def test_staging_without_its_ledger_is_rebuilt_in_full_once(tmp_path):
+    landing = tmp_path / "landing"
+    write_drop(landing, "2026-01-13", [activity("A1")])
+    ingest_run(tmp_path)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("drop table staging.staged_drops")  # a warehouse staged by an earlier version
+    con.close()
+    write_drop(landing, "2026-01-20", [activity("A2")])
+    assert ingest_run(tmp_path)["staging"]["mode"] == "full"
+    write_drop(landing, "2026-01-27", [activity("A3")])
+    assert ingest_run(tmp_path)["staging"]["mode"] == "incremental"
+    assert query(tmp_path, "select activity_id from staging.activities order by 1") == [("A1",), ("A2",), ("A3",)]

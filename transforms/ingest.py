@@ -454,12 +454,13 @@ def build_staging(con: duckdb.DuckDBPyConnection, incremental: bool = False) -> 
     """
     from transforms.warehouse import run_sql, table_exists
 
+    # staging built before staging.staged_drops existed is rebuilt in full once
+    complete = all(table_exists(con, "staging", t) for t in (*STAGING_TABLES, "staged_drops"))
     con.execute("create table if not exists staging.staged_drops "
                 "(drop_name varchar primary key, staged_at timestamptz not null)")
     loaded = [r[0] for r in con.execute(
         "select distinct drop_name from raw.loaded_files order by 1").fetchall()] \
         if table_exists(con, "raw", "loaded_files") else []
-    complete = all(table_exists(con, "staging", t) for t in STAGING_TABLES)
     if incremental and complete:
         staged = {r[0] for r in con.execute("select drop_name from staging.staged_drops").fetchall()}
         pending = [d for d in loaded if d not in staged]
