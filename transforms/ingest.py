@@ -372,8 +372,8 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
         con.unregister("landing_rows")
         stored = new = bad_rows = 0
         if len(unseen):
-            stored, new, bad_rows = _store_unseen(con, lf, spec, select, frame[pl.Series(unseen, dtype=pl.Int64)],
-                                                  run_id, lines)
+            rows = frame if len(unseen) == frame.height else frame[pl.Series(unseen, dtype=pl.Int64)]
+            stored, new, bad_rows = _store_unseen(con, lf, spec, select, rows, run_id, lines)
         good = frame.height - bad_rows
         loaded_files.append([lf.drop, lf.table, lf.path.name, checksums[lf.path].result(), frame.height, stored,
                              bad_rows, run_id, datetime.now(timezone.utc)])
