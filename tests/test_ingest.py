@@ -37,7 +37,10 @@ def test_overlapping_drops_count_each_activity_once(tmp_path):
     write_drop(tmp_path / "landing", "2026-01-13", [activity("A1"), activity("A2")])
     write_drop(tmp_path / "landing", "2026-01-20", [activity("A2"), activity("A3")])
     assert ccm_run(tmp_path) == 0
-    assert query(tmp_path, "select count(*) from raw.activities") == [(4,)]
+    # A2 repeats unchanged in the second drop: counted there, stored once
+    assert query(tmp_path, "select _drop, activity_id from raw.activities order by all") == [
+        ("2026-01-13", "A1"), ("2026-01-13", "A2"), ("2026-01-20", "A3")]
+    assert query(tmp_path, "select count(*) from staging.activities") == [(3,)]
     assert query(tmp_path, "select activity_id from staging.activities order by 1") == [("A1",), ("A2",), ("A3",)]
 
 

@@ -114,7 +114,7 @@ def stage_ingest(ctx: RunContext) -> dict:
     with ctx.warehouse() as con:
         summary = ingest.load_drops(con, plan, ctx.settings, ctx.run_id, strict=ctx.request.strict)
     with ctx.transaction() as con:
-        summary["staging"] = ingest.build_staging(con)
+        summary["staging"] = ingest.build_staging(con, incremental=True)
     return summary
 
 

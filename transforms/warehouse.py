@@ -50,6 +50,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for f in sorted((SQL_DIR / "raw").glob("*.sql")):
         if not f.name.startswith("_"):
             con.execute(f.read_text(encoding="utf-8"))
+    run_sql(con, "raw/_latest_versions.sql")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

@@ -20,6 +20,23 @@ create table if not exists raw.loaded_files (
     primary key (drop_name, table_name)
 );
 
+-- What each loaded file held, row by row: rows_read = rows_new + rows_changed
+-- + rows_unchanged + rows_quarantined. Only new and changed rows are stored in
+-- raw.<table> (rows_loaded above); an unchanged row (identical, typed, to the
+-- newest stored version of its key, or to the row before it in the same file)
+-- is counted here and not stored again.
+create table if not exists raw.loaded_file_rows (
+    drop_name        varchar not null,
+    table_name       varchar not null,
+    rows_read        bigint  not null,
+    rows_new         bigint  not null,   -- a key not stored before
+    rows_changed     bigint  not null,   -- a new version of a stored key
+    rows_unchanged   bigint  not null,   -- same as the current version: not stored
+    rows_quarantined bigint  not null,
+    run_id           varchar not null,
+    primary key (drop_name, table_name)
+);
+
 -- One row per landing row that could not be typed: the run goes on without it.
 create table if not exists raw.quarantine (
     drop_name   varchar not null,

@@ -1,6 +1,9 @@
 -- staging.activity_versions: the current version of every activity_id
--- (newest drop wins; an exact repeat in an older drop is the same row), voids
--- included, with practice-local times and the service month.
+-- (newest drop wins), voids included, with practice-local times and the
+-- service month. version_drop/version_row point at the raw row: the drop where
+-- this version was first stored (a later drop that repeats it unchanged stores
+-- nothing). staging/incremental/activities.sql does the same for the keys a
+-- nightly drop touches: change both together.
 create or replace table staging.activity_versions as
 with current_version as (
     select * exclude (_file, _run_id)
@@ -9,10 +12,10 @@ with current_version as (
 ),
 -- what a voided activity looked like before the void, for minutes attribution
 last_active as (
-    select activity_id, duration_minutes
+    select activity_id, arg_max(duration_minutes, (_drop, _row_number)) as duration_minutes
     from raw.activities
     where status = 'active'
-    qualify row_number() over (partition by activity_id order by _drop desc, _row_number desc) = 1
+    group by activity_id
 )
 select
     v.activity_id,

@@ -1,6 +1,12 @@
--- staging.care_plans: current state per plan_id, known patients only.
+-- staging.care_plans: current state per plan_id (newest drop wins), known
+-- patients only; a newest version naming an unknown patient waits in
+-- staging.rejected_rows.
 create or replace table staging.care_plans as
-select c.* exclude (_file, _run_id)
-from raw.care_plans c
-semi join staging.patients p using (patient_id)
-qualify row_number() over (partition by c.plan_id order by c._drop desc, c._row_number desc) = 1;
+with current_plans as (
+    select * exclude (_file, _run_id)
+    from raw.care_plans
+    qualify row_number() over (partition by plan_id order by _drop desc, _row_number desc) = 1
+)
+select c.*
+from current_plans c
+semi join staging.patients p using (patient_id);
