@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from core_fixtures import Practice, settings_with
+from transforms import incremental
 from transforms.contract import LOAD_ORDER
 from transforms.minutes import compute_minutes
 from transforms.rules import RULES_DIR
@@ -18,6 +19,12 @@ from transforms.warehouse import run_sql
 CORE_TABLES = ("month_consent", "activity_minutes", "patient_month_minutes", "eligibility", "code_choice",
                "patient_month", "code_lines")
 MARCH, APRIL = "2025-03", "2025-04"
+
+
+@pytest.fixture(autouse=True)
+def incremental_even_for_most_patients(monkeypatch):
+    """These warehouses have two patients: without this, touching one is half of them."""
+    monkeypatch.setattr(incremental, "FULL_BUILD_SHARE", 1.0)
 
 
 @pytest.fixture
@@ -206,3 +213,22 @@ def test_night_by_night_through_ccm_run_equals_one_full_rebuild(tmp_path):
     nightly, full = tables("nightly.duckdb"), tables("catch_up.duckdb")
     assert nightly["activity_minutes"] and nightly["code_lines"]
     assert nightly == full
+
+
+def test_when_most_patients_changed_a_full_rebuild_is_cheaper(practice, monkeypatch):
+    monkeypatch.setattr(incremental, "FULL_BUILD_SHARE", 0.5)
+    practice.enrolled("P3")
+    practice.log("P3", "RN", MARCH, 5)
+    practice.run()
+    practice.drop = "2026-03-02"
+    practice.log("P1", "RN", MARCH, 5, day=20)  # one of three patients: incremental
+    minutes, _ = practice.run()
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patients": 1}
+    practice.drop = "2026-03-03"
+    practice.log("P1", "RN", MARCH, 5, day=21)
+    practice.log("P2", "RN", MARCH, 5, day=21)  # two of three: full
+    minutes, codes = practice.run()
+    assert minutes["build"] == {"mode": "full", "reason": "most patients changed", "patients": 3}
+    assert codes["build"]["mode"] == "full"
+    assert practice.month("P1", MARCH)["countable_minutes"] == 35
+    assert_same_as_full_rebuild(practice)

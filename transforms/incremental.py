@@ -33,6 +33,8 @@ import duckdb
 
 from transforms.warehouse import run_sql, sql_text, table_exists
 
+# Above this share of patients in scope a full rebuild is cheaper than delete + insert.
+FULL_BUILD_SHARE = 0.5
 _HEADER = re.compile(r"^create or replace table (core\.\w+) as$", re.MULTILINE)
 
 
@@ -101,7 +103,12 @@ def plan_minutes(con: duckdb.DuckDBPyConnection, fp: str, models: tuple[str, ...
     run_sql(con, "core/_touched_patients.sql")
     con.execute("insert or ignore into core.build_scope select patient_id from touched_patients "
                 "where patient_id is not null")
-    return {"mode": "incremental", "reason": None, "patients": _scope_size(con), "drops": drops}
+    scope, everyone = con.execute("select (select count(*) from core.build_scope), "
+                                  "(select count(distinct patient_id) from staging.activity_versions)").fetchone()
+    if scope > FULL_BUILD_SHARE * everyone:  # deleting and reinserting most rows costs more than rebuilding
+        _fill_scope_with_everyone(con)
+        return {"mode": "full", "reason": "most patients changed", "patients": _scope_size(con), "drops": drops}
+    return {"mode": "incremental", "reason": None, "patients": scope, "drops": drops}
 
 
 def finish_minutes(con: duckdb.DuckDBPyConnection, fp: str, plan: dict) -> None:
