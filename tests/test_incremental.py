@@ -1,6 +1,6 @@
 """Incremental core builds (transforms/incremental.py): a night recomputes only the
-patients whose inputs changed, and the tables are exactly what a full rebuild
-gives. Every test ends by rebuilding everything and comparing."""
+patient-months whose inputs changed, and the tables are exactly what a full
+rebuild gives. Every test ends by rebuilding everything and comparing."""
 from __future__ import annotations
 
 from datetime import date
@@ -23,7 +23,7 @@ MARCH, APRIL = "2025-03", "2025-04"
 
 @pytest.fixture(autouse=True)
 def incremental_even_for_most_patients(monkeypatch):
-    """These warehouses have two patients: without this, touching one is half of them."""
+    """These warehouses hold two or three patient-months: without this, touching one is half of them."""
     monkeypatch.setattr(incremental, "FULL_BUILD_SHARE", 1.0)
 
 
@@ -51,12 +51,12 @@ def assert_same_as_full_rebuild(p: Practice, as_of: str = "2026-06-30") -> None:
 
 def test_first_build_is_full_and_a_night_without_changes_recomputes_nobody(practice):
     minutes, codes = practice.run()
-    assert minutes["build"] == {"mode": "full", "reason": "first build", "patients": 2}
-    assert codes["build"] == {"mode": "full", "reason": "first build", "patients": 2}
+    assert minutes["build"] == {"mode": "full", "reason": "first build", "patient_months": 2}
+    assert codes["build"] == {"mode": "full", "reason": "first build", "patient_months": 2}
     minutes, codes = practice.run()
-    assert minutes["build"] == {"mode": "incremental", "reason": None, "patients": 0}
-    assert codes["build"]["patients"] == 0
-    assert practice.con.execute("select count(*) from core.build_scope").fetchone()[0] == 0
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patient_months": 0}
+    assert codes["build"]["patient_months"] == 0
+    assert practice.con.execute("select count(*) from core.build_months").fetchone()[0] == 0
     assert_same_as_full_rebuild(practice)
 
 
@@ -66,8 +66,8 @@ def test_a_new_drop_recomputes_only_its_patients(practice):
     practice.log("P2", "RN", MARCH, 10)  # P2: 15 + 10 = 25 minutes, not yet 99490
     practice.log("P2", "MA", MARCH, 5, day=12)  # now 30 minutes
     minutes, codes = practice.run()
-    assert minutes["build"] == {"mode": "incremental", "reason": None, "patients": 1}
-    assert codes["build"] == {"mode": "incremental", "reason": None, "patients": 1}
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patient_months": 1}
+    assert codes["build"] == {"mode": "incremental", "reason": None, "patient_months": 1}
     assert practice.month("P2", MARCH)["countable_minutes"] == 30
     assert practice.month("P2", MARCH)["billed_codes"] == "99490"
     assert practice.month("P1", MARCH)["countable_minutes"] == 25
@@ -81,7 +81,7 @@ def test_an_activity_moved_to_another_patient_leaves_the_first_one(practice):
     practice.drop = "2026-03-02"  # the EHR corrects the chart: the same activity was P2's
     practice.activity("P2", "RN", f"{MARCH}-11 10:00:00", 20, activity_id=moved)
     minutes, _ = practice.run()
-    assert minutes["build"] == {"mode": "incremental", "reason": None, "patients": 2}
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patient_months": 2}
     assert practice.month("P1", MARCH)["countable_minutes"] == 25
     assert practice.month("P2", MARCH)["countable_minutes"] == 35
     assert_same_as_full_rebuild(practice)
@@ -93,12 +93,12 @@ def test_a_changed_documentation_hold_recomputes_its_patient(practice):
     assert practice.month("P1", MARCH)["countable_minutes"] == 35
     practice.hold(held, 10)  # the validate stage held the note; no new drop
     minutes, _ = practice.run()
-    assert minutes["build"] == {"mode": "incremental", "reason": None, "patients": 1}
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patient_months": 1}
     assert practice.month("P1", MARCH)["countable_minutes"] == 25
     assert practice.month("P1", MARCH)["excluded_held_documentation"] == 10
     practice.con.execute("delete from quality.activity_holds")  # the note was amended
     minutes, _ = practice.run()
-    assert minutes["build"]["patients"] == 1
+    assert minutes["build"]["patient_months"] == 1
     assert practice.month("P1", MARCH)["countable_minutes"] == 35
     assert_same_as_full_rebuild(practice)
 
@@ -108,7 +108,7 @@ def test_a_staff_role_change_rebuilds_everyone(practice):
     practice.drop = "2026-03-02"
     practice.insert("staff", staff_id="RN", full_name="RN name", role="front_desk", npi=None)
     minutes, codes = practice.run()
-    assert minutes["build"] == {"mode": "full", "reason": "staff roles or NPIs changed", "patients": 2}
+    assert minutes["build"] == {"mode": "full", "reason": "staff roles or NPIs changed", "patient_months": 2}
     assert codes["build"]["mode"] == "full"
     assert practice.month("P1", MARCH)["countable_minutes"] == 0
     assert_same_as_full_rebuild(practice)
@@ -129,7 +129,7 @@ def test_months_close_for_patients_nobody_touched_when_as_of_moves(practice):
     assert practice.month("P1", APRIL)["is_open_month"] is True
     assert {ln["month_closed"] for ln in practice.lines("P1", APRIL)} == {False}
     minutes, codes = practice.run(as_of="2025-05-10")  # no new data: only the calendar moved
-    assert codes["build"] == {"mode": "incremental", "reason": None, "patients": 0}
+    assert codes["build"] == {"mode": "incremental", "reason": None, "patient_months": 0}
     month = practice.month("P1", APRIL)
     assert (month["month_closed"], month["is_open_month"], month["as_of"]) == (True, False, date(2025, 5, 10))
     assert {ln["month_closed"] for ln in practice.lines("P1", APRIL)} == {True}
@@ -166,8 +166,8 @@ def test_codes_catch_up_on_every_patient_minutes_touched_since_they_last_ran(pra
     practice.drop = "2026-03-03"
     practice.log("P2", "RN", MARCH, 5, day=21)
     minutes, codes = practice.run()
-    assert minutes["build"]["patients"] == 2  # P1 still waiting for codes, P2 new
-    assert codes["build"]["patients"] == 2
+    assert minutes["build"]["patient_months"] == 2  # P1 still waiting for codes, P2 new
+    assert codes["build"]["patient_months"] == 2
     assert practice.month("P1", MARCH)["countable_minutes"] == 30
     assert_same_as_full_rebuild(practice)
 
@@ -223,12 +223,30 @@ def test_when_most_patients_changed_a_full_rebuild_is_cheaper(practice, monkeypa
     practice.drop = "2026-03-02"
     practice.log("P1", "RN", MARCH, 5, day=20)  # one of three patients: incremental
     minutes, _ = practice.run()
-    assert minutes["build"] == {"mode": "incremental", "reason": None, "patients": 1}
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patient_months": 1}
     practice.drop = "2026-03-03"
     practice.log("P1", "RN", MARCH, 5, day=21)
     practice.log("P2", "RN", MARCH, 5, day=21)  # two of three: full
     minutes, codes = practice.run()
-    assert minutes["build"] == {"mode": "full", "reason": "most patients changed", "patients": 3}
+    assert minutes["build"] == {"mode": "full", "reason": "most patient-months changed", "patient_months": 3}
     assert codes["build"]["mode"] == "full"
     assert practice.month("P1", MARCH)["countable_minutes"] == 35
+    assert_same_as_full_rebuild(practice)
+
+
+def test_a_new_activity_recomputes_its_month_and_a_new_condition_every_month(practice):
+    practice.log("P1", "RN", APRIL, 22)
+    practice.run()
+    practice.drop = "2026-03-02"
+    practice.log("P1", "RN", APRIL, 20, day=14)  # April only: March is not recomputed
+    minutes, codes = practice.run()
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patient_months": 1}
+    assert codes["build"]["patient_months"] == 1
+    assert practice.month("P1", APRIL)["billed_codes"] == "99490 99439"
+    practice.drop = "2026-03-03"
+    practice.condition("P1", "N18.4")  # a third chronic condition: any month may change
+    minutes, _ = practice.run()
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patient_months": 2}
+    assert practice.month("P1", MARCH)["chronic_condition_count"] == 3
+    assert practice.month("P1", APRIL)["chronic_condition_count"] == 3
     assert_same_as_full_rebuild(practice)

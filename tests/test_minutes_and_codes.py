@@ -630,7 +630,7 @@ def test_stage_summaries_and_a_repeated_run_gives_the_same_tables(practice):
     practice.log("P1", "FD", MARCH, 10)
     practice.log("P2", "RN", MARCH, 30)
     minutes, billing = practice.run()
-    assert minutes == {"build": {"mode": "full", "reason": "first build", "patients": 2},
+    assert minutes == {"build": {"mode": "full", "reason": "first build", "patient_months": 2},
                        "activities": 3, "patient_months": 2, "countable_minutes": 75, "excluded_minutes": 10,
                        "excluded_by_reason": {"non_clinical_role": 10}}
     assert_has(billing, {"patient_months": 2, "eligible": 1, "billed": 1, "billed_closed": 1, "code_lines": 2,

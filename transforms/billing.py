@@ -44,7 +44,7 @@ def assign_codes(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date
     ).fetchone()
     lines = con.execute("select count(*) from core.code_lines").fetchone()[0]
     return {
-        "build": {"mode": plan["mode"], "reason": plan["reason"], "patients": plan["patients"]},
+        "build": {"mode": plan["mode"], "reason": plan["reason"], "patient_months": plan["patient_months"]},
         "patient_months": int(months),
         "eligible": int(eligible),
         "billed": int(billed),

@@ -1,27 +1,31 @@
-"""Incremental core builds: a night recomputes only the patients whose inputs changed.
+"""Incremental core builds: a night recomputes only the patient-months whose inputs changed.
 
-Every core model relates rows of one patient only (minutes, consent,
-eligibility, codes), except for what is global: the staff table, the rules of
-each year, the practice's settings and the model SQL itself. So:
+Every core model relates rows of one patient-month only (minutes, consent,
+eligibility, codes), given that a change to a patient's reference data
+(conditions, consents, care plans, encounters) may change any of their months;
+what is global is the staff table, the rules of each year, the practice's
+settings and the model SQL itself. So:
 
-* The minutes stage works out which patients changed since its last build
-  (sql/core/_touched_patients.sql: rows of drops stored since, patients an
-  id-keyed row moved away from, changed documentation holds) and adds them to
-  core.build_scope. It rebuilds everything instead when it has never built,
-  when its fingerprint (model SQL, consent methods) changed, or when a staff
-  member's role or NPI changed (core.staff_applied).
-* The codes stage recomputes the patients in core.build_scope and then empties
-  it, or everything when the minutes stage did a full build since, or its own
-  fingerprint (model SQL, published rules, billing-provider map, grace days,
-  date-of-service rule) changed. Months that closed because as_of moved are
-  refreshed for every row (sql/core/as_of_refresh.sql).
+* The minutes stage works out which patient-months changed since its last
+  build (sql/core/_touched_months.sql: the months of new or amended activities,
+  before and after; months of changed documentation holds; every month of a
+  patient whose reference rows changed) and adds them to core.build_months. It
+  rebuilds everything instead when it has never built, when its fingerprint
+  (model SQL, consent methods) changed, when a staff member's role or NPI
+  changed (core.staff_applied), or when more than FULL_BUILD_SHARE of all
+  patient-months changed.
+* The codes stage recomputes the patient-months in core.build_months and then
+  empties it, or everything when the minutes stage did a full build since, or
+  its own fingerprint (model SQL, published rules, billing-provider map, grace
+  days, date-of-service rule) changed. Months that closed because as_of moved
+  are refreshed for every row (sql/core/as_of_refresh.sql).
 
 A model file starts its statement with `create or replace table core.<name> as`
-and filters its patient-level sources by core.build_scope. A full build fills
-the scope with every patient and runs the file as written; an incremental build
-deletes the scope's rows and inserts the model's rows for them instead. Either
-way the result is the same table: tests/test_incremental.py checks that night
-by night against a full rebuild.
+and filters its sources by core.build_months. A full build fills it with every
+patient-month and runs the file as written; an incremental build deletes those
+rows and inserts the model's rows for them instead. Either way the result is
+the same table: tests/test_incremental.py checks that night by night against a
+full rebuild.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import duckdb
 
 from transforms.warehouse import run_sql, sql_text, table_exists
 
-# Above this share of patients in scope a full rebuild is cheaper than delete + insert.
+# Above this share of patient-months in scope a full rebuild is cheaper than delete + insert.
 FULL_BUILD_SHARE = 0.5
 _HEADER = re.compile(r"^create or replace table (core\.\w+) as$", re.MULTILINE)
 
@@ -70,14 +74,14 @@ def _save_state(con: duckdb.DuckDBPyConnection, stage: str, fp: str, drops: list
                 [stage, fp, drops, full_pending, datetime.now(timezone.utc)])
 
 
-def _fill_scope_with_everyone(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("delete from core.build_scope")
-    con.execute("insert into core.build_scope select distinct patient_id from staging.activity_versions "
-                "where patient_id is not null")
+def _fill_scope_with_everything(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("delete from core.build_months")
+    con.execute("insert into core.build_months select distinct patient_id, service_month "
+                "from staging.activity_versions where patient_id is not null and service_month is not null")
 
 
 def plan_minutes(con: duckdb.DuckDBPyConnection, fp: str, models: tuple[str, ...]) -> dict:
-    """Decide full or incremental for the minutes stage and fill core.build_scope."""
+    """Decide full or incremental for the minutes stage and fill core.build_months."""
     run_sql(con, "core/_build_state.sql")
     drops = raw_signature(con)
     state = _state(con, "minutes")
@@ -98,26 +102,26 @@ def plan_minutes(con: duckdb.DuckDBPyConnection, fp: str, models: tuple[str, ...
                      except all select staff_id, role_class, npi from staging.staff))""").fetchone()[0]:
             reason = "staff roles or NPIs changed"
     if reason:
-        _fill_scope_with_everyone(con)
-        return {"mode": "full", "reason": reason, "patients": _scope_size(con), "drops": drops}
-    run_sql(con, "core/_touched_patients.sql")
-    con.execute("insert or ignore into core.build_scope select patient_id from touched_patients "
-                "where patient_id is not null")
-    scope, everyone = con.execute("select (select count(*) from core.build_scope), "
-                                  "(select count(distinct patient_id) from staging.activity_versions)").fetchone()
-    if scope > FULL_BUILD_SHARE * everyone:  # deleting and reinserting most rows costs more than rebuilding
-        _fill_scope_with_everyone(con)
-        return {"mode": "full", "reason": "most patients changed", "patients": _scope_size(con), "drops": drops}
-    return {"mode": "incremental", "reason": None, "patients": scope, "drops": drops}
+        _fill_scope_with_everything(con)
+        return {"mode": "full", "reason": reason, "patient_months": _scope_size(con), "drops": drops}
+    run_sql(con, "core/_touched_months.sql")
+    con.execute("insert or ignore into core.build_months select patient_id, service_month from touched_months "
+                "where patient_id is not null and service_month is not null")
+    scope, everything = con.execute("select (select count(*) from core.build_months), "
+                                    "(select count(*) from core.patient_month_minutes)").fetchone()
+    if scope > FULL_BUILD_SHARE * everything:  # deleting and reinserting most rows costs more than rebuilding
+        _fill_scope_with_everything(con)
+        return {"mode": "full", "reason": "most patient-months changed", "patient_months": _scope_size(con),
+                "drops": drops}
+    return {"mode": "incremental", "reason": None, "patient_months": scope, "drops": drops}
 
 
 def finish_minutes(con: duckdb.DuckDBPyConnection, fp: str, plan: dict) -> None:
     """Remember what this build saw; a full minutes build makes the next codes build full too."""
     con.execute("delete from core.staff_applied")
     con.execute("insert into core.staff_applied select staff_id, role_class, npi from staging.staff")
-    con.execute("delete from core.holds_applied")
-    con.execute("insert into core.holds_applied select activity_id, sum(greatest(held_minutes, 0))::integer "
-                "from quality.activity_holds group by activity_id")
+    con.execute("create or replace table core.holds_applied as select activity_id, "
+                "sum(greatest(held_minutes, 0))::integer as held_minutes from quality.activity_holds group by all")
     codes = _state(con, "codes")
     if plan["mode"] == "full" and codes is not None:
         _save_state(con, "codes", codes[0], codes[1], True)
@@ -135,13 +139,13 @@ def plan_codes(con: duckdb.DuckDBPyConnection, fp: str, models: tuple[str, ...])
     elif state[2]:
         reason = "minutes were rebuilt in full"
     if reason:
-        _fill_scope_with_everyone(con)
-        return {"mode": "full", "reason": reason, "patients": _scope_size(con)}
-    return {"mode": "incremental", "reason": None, "patients": _scope_size(con)}
+        _fill_scope_with_everything(con)
+        return {"mode": "full", "reason": reason, "patient_months": _scope_size(con)}
+    return {"mode": "incremental", "reason": None, "patient_months": _scope_size(con)}
 
 
 def finish_codes(con: duckdb.DuckDBPyConnection, fp: str) -> None:
-    con.execute("delete from core.build_scope")
+    con.execute("delete from core.build_months")
     _save_state(con, "codes", fp, [], False)
 
 
@@ -159,7 +163,8 @@ def materialise(con: duckdb.DuckDBPyConnection, model: str, mode: str) -> None:
     prelude, query = _HEADER.split(text, maxsplit=1)[0], _HEADER.split(text, maxsplit=1)[2]
     if any(ln.strip() and not ln.lstrip().startswith("--") for ln in prelude.splitlines()):
         con.execute(prelude)
-    con.execute(f"delete from {table} where patient_id in (select patient_id from core.build_scope)")
+    con.execute(f"delete from {table} where (patient_id, service_month) in "
+                f"(select patient_id, service_month from core.build_months)")
     con.execute(f"insert into {table} {query}")
 
 
@@ -169,4 +174,4 @@ def _table(model: str) -> str:
 
 
 def _scope_size(con: duckdb.DuckDBPyConnection) -> int:
-    return int(con.execute("select count(*) from core.build_scope").fetchone()[0])
+    return int(con.execute("select count(*) from core.build_months").fetchone()[0])

@@ -23,7 +23,7 @@ def compute_minutes(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
     """Build core.activity_minutes and core.patient_month_minutes; return their totals."""
     methods = ", ".join(sql_literal(m) for m in settings.consent_methods)
     con.execute(f"set variable consent_methods = [{methods}]::varchar[]")
-    fp = incremental.fingerprint(MODELS, sorted(settings.consent_methods))
+    fp = incremental.fingerprint((*MODELS, "core/_touched_months.sql"), sorted(settings.consent_methods))
     plan = incremental.plan_minutes(con, fp, MODELS)
     for model in MODELS:
         incremental.materialise(con, model, plan["mode"])
@@ -46,7 +46,7 @@ def compute_minutes(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict:
         ).fetchall()
     )
     return {
-        "build": {"mode": plan["mode"], "reason": plan["reason"], "patients": plan["patients"]},
+        "build": {"mode": plan["mode"], "reason": plan["reason"], "patient_months": plan["patient_months"]},
         "activities": int(activities),
         "patient_months": int(patient_months),
         "countable_minutes": int(countable),

@@ -239,7 +239,7 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  data docs: {v['data_docs_index']}")
     if (m := summary.get("minutes")) and (build := m.get("build")):
         how = f"full rebuild ({build['reason']})" if build["mode"] == "full" else "incremental"
-        lines.append(f"  minutes and codes: {how}, {build['patients']} patients recomputed")
+        lines.append(f"  minutes and codes: {how}, {build['patient_months']} patient-months recomputed")
     if c := summary.get("codes"):
         lines.append(f"  patient-months: {c['patient_months']}, eligible {c['eligible']}, "
                      f"billable in closed months {c['billed_closed']}")

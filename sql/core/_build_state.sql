@@ -3,13 +3,13 @@
 --                  build depends on besides the data (model SQL, rules,
 --                  settings) and the drops it has seen. A new fingerprint
 --                  means a full rebuild.
---   build_scope    patients whose minutes were recomputed and whose codes have
---                  not caught up yet; the codes stage empties it.
+--   build_months   patient-months whose minutes were recomputed and whose
+--                  codes have not caught up yet; the codes stage empties it.
 --   holds_applied  the documentation holds the last minutes build applied, so a
 --                  changed hold (an amendment, a new overlap) puts its
---                  patient back in scope.
+--                  activity's month back in scope.
 --   staff_applied  the staff roles and NPIs of the last minutes build: any
---                  change there rebuilds every patient.
+--                  change there rebuilds every patient-month.
 create table if not exists core.build_state (
     stage        varchar primary key,
     fingerprint  varchar not null,
@@ -17,12 +17,14 @@ create table if not exists core.build_state (
     full_pending boolean not null default false,
     built_at     timestamptz not null
 );
-create table if not exists core.build_scope (
-    patient_id varchar primary key
+create table if not exists core.build_months (
+    patient_id    varchar,
+    service_month date,
+    primary key (patient_id, service_month)
 );
 create table if not exists core.holds_applied (
-    activity_id  varchar primary key,
-    held_minutes integer not null
+    activity_id  varchar,   -- no key: replaced whole every build, and an index
+    held_minutes integer    -- would make that commit cost seconds at 10M
 );
 create table if not exists core.staff_applied (
     staff_id   varchar,
