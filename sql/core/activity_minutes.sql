@@ -21,7 +21,7 @@ with versions as (
     from staging.activity_versions a
     left join staging.staff s on s.staff_id = a.staff_id
     left join staging.patients p on p.patient_id = a.patient_id
-    where (a.patient_id, a.service_month) in (select patient_id, service_month from core.build_months)
+    where in_build(a.patient_id, a.service_month)
 ),
 duplicate_ids as (
     -- the same time logged twice under two ids: the later id is the copy

@@ -36,7 +36,7 @@ with code_set_candidates as (
     join core.rules_code_sets cs on cs.rules_year = e.rules_year
     left join core.rules_fees base_fee on base_fee.rules_year = cs.rules_year and base_fee.cpt_code = cs.base_code
     left join core.rules_fees add_on_fee on add_on_fee.rules_year = cs.rules_year and add_on_fee.cpt_code = cs.add_on_code
-    where (e.patient_id, e.service_month) in (select patient_id, service_month from core.build_months)
+    where in_build(e.patient_id, e.service_month)
 ),
 candidate_units as (
     select

@@ -10,7 +10,7 @@ with lines as (
         case when add_on_units > 0 then base_minutes else pool_minutes end as minutes,
         base_charge as charge_per_unit, base_fee as fee_amount
     from core.code_choice
-    where is_billed and (patient_id, service_month) in (select patient_id, service_month from core.build_months)
+    where is_billed and in_build(patient_id, service_month)
     union all
     select
         patient_id, service_month, code_set, preference, 1 as line_kind,
@@ -18,7 +18,7 @@ with lines as (
         pool_minutes - base_minutes,
         add_on_charge, add_on_fee
     from core.code_choice
-    where is_billed and add_on_units > 0 and (patient_id, service_month) in (select patient_id, service_month from core.build_months)
+    where is_billed and add_on_units > 0 and in_build(patient_id, service_month)
 )
 select
     l.patient_id,

@@ -21,7 +21,7 @@ with patient_months as (
     join core.month_consent mc using (patient_id, service_month)
     left join staging.patients p on p.patient_id = m.patient_id
     left join core.rules_years y on y.rules_year = year(m.service_month)
-    where (m.patient_id, m.service_month) in (select patient_id, service_month from core.build_months)
+    where in_build(m.patient_id, m.service_month)
 ),
 active_conditions as (
     -- active in the month: begun by its end, not resolved before its start

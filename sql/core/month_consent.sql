@@ -15,7 +15,7 @@ create or replace table core.month_consent as
 with patient_months as (
     select distinct patient_id, service_month, last_day(service_month) as month_end
     from staging.activity_versions
-    where (patient_id, service_month) in (select patient_id, service_month from core.build_months)
+    where in_build(patient_id, service_month)
 ),
 accepted_consents as (
     select *

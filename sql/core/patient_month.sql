@@ -23,7 +23,7 @@ with billed_sets as (
         -- base and add-on share the date; with several sets, the date all were met
         max(threshold_met_date) as threshold_met_date
     from core.code_choice
-    where is_billed and (patient_id, service_month) in (select patient_id, service_month from core.build_months)
+    where is_billed and in_build(patient_id, service_month)
     group by all
 ),
 choice_summary as (
@@ -41,7 +41,7 @@ choice_summary as (
         list_sort(list_distinct(list('unpriced_code: ' || base_code)
             filter (where fits_conditions and fits_care_plan and meets_base and base_fee is null))) as unpriced_reasons
     from core.code_choice
-    where (patient_id, service_month) in (select patient_id, service_month from core.build_months)
+    where in_build(patient_id, service_month)
     group by all
 )
 select
@@ -107,4 +107,4 @@ join core.eligibility e using (patient_id, service_month)
 left join billed_sets b using (patient_id, service_month)
 left join choice_summary c using (patient_id, service_month)
 left join core.billing_provider_map bp on bp.billing_npi = e.billing_npi
-where (m.patient_id, m.service_month) in (select patient_id, service_month from core.build_months);
+where in_build(m.patient_id, m.service_month);

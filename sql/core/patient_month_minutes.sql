@@ -29,5 +29,5 @@ select
     min(activity_date) filter (where countable_minutes > 0) as first_countable_date,
     max(activity_date) filter (where countable_minutes > 0) as last_countable_date
 from core.activity_minutes
-where (patient_id, service_month) in (select patient_id, service_month from core.build_months)
+where in_build(patient_id, service_month)
 group by patient_id, service_month;
