@@ -21,13 +21,13 @@ test: $(STAMP)
 # SQLite metadata DB under demo/airflow) -> claim batch, Data Docs, report.
 demo: $(STAMP)
 	rm -rf $(DEMO)
-	$(BIN)/python -m transforms.demo --dir $(DEMO)
+	$(BIN)/python -m transforms.devtools.demo --dir $(DEMO)
 
 # Not part of `make test`: N activities (default 10M; N=1000000 for a quick run)
 # end to end, next to the bare DuckDB floor and a pandas baseline.
 N ?= 10000000
 bench: $(STAMP)
-	$(BIN)/python -m transforms.benchmark --n $(N) --keep-going
+	$(BIN)/python -m transforms.devtools.benchmark --n $(N) --keep-going
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

@@ -19,27 +19,28 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from transforms import orchestration as orch
+from transforms import airflow_tasks
+from transforms.billing import delivery
 
 DEFAULT_ARGS = {
     "owner": "ccm-data",
-    "retries": orch.task_retries(2),
+    "retries": airflow_tasks.task_retries(2),
     "retry_delay": pendulum.duration(minutes=1),
     "retry_exponential_backoff": True,
     "max_retry_delay": pendulum.duration(minutes=10),
 }
 
 PARAMS = {
-    "claims_dir": Param(orch.default_location("claims_dir"), type="string",
+    "claims_dir": Param(airflow_tasks.default_location("claims_dir"), type="string",
                         description="Where the nightly DAG writes claim batches (CCM_CLAIMS_DIR)."),
-    "outbox": Param(orch.default_location("outbox"), type="string",
+    "outbox": Param(airflow_tasks.default_location("outbox"), type="string",
                     description="Where packages and receipts go (CCM_OUTBOX)."),
 }
 
 
 @dag(
     dag_id="ccm_claims_delivery",
-    schedule=[orch.CLAIM_BATCHES],
+    schedule=[airflow_tasks.CLAIM_BATCHES],
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
@@ -52,7 +53,7 @@ def ccm_claims_delivery():
 
     @task
     def undelivered_batches(params: dict | None = None) -> list[str]:
-        return orch.undelivered_batches(params["claims_dir"], params["outbox"])
+        return delivery.undelivered_batches(params["claims_dir"], params["outbox"])
 
     @task(map_index_template="{{ batch_id }}")
     def deliver_batch(batch: str, params: dict | None = None) -> dict:
@@ -60,8 +61,8 @@ def ccm_claims_delivery():
         from airflow.sdk import get_current_context
 
         get_current_context()["batch_id"] = Path(batch).name
-        with orch.bad_input_fails_fast():
-            return orch.deliver_batch(batch, params["outbox"])
+        with airflow_tasks.bad_input_fails_fast():
+            return delivery.deliver_batch(batch, params["outbox"])
 
     deliver_batch.expand(batch=undelivered_batches())
 

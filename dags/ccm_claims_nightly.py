@@ -27,10 +27,10 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, chain, dag, task
 
-from transforms import orchestration as orch
+from transforms import airflow_tasks
 from transforms import pipeline
 
-PRACTICE_TZ = orch.practice_time_zone()
+PRACTICE_TZ = airflow_tasks.practice_time_zone()
 # A trigger timetable: the run for 8 November fires at 02:00 on 8 November and
 # its logical date *is* that night, so as-of = logical date (no data interval
 # to offset by a day, as CronDataIntervalTimetable would).
@@ -38,7 +38,7 @@ NIGHTLY_AT_2AM = CronTriggerTimetable("0 2 * * *", timezone=PRACTICE_TZ)
 
 DEFAULT_ARGS = {
     "owner": "ccm-data",
-    "retries": orch.task_retries(2),  # for I/O: a busy disk, a locked file. Bad input fails at once.
+    "retries": airflow_tasks.task_retries(2),  # for I/O: a busy disk, a locked file. Bad input fails at once.
     "retry_delay": pendulum.duration(minutes=1),
     "retry_exponential_backoff": True,
     "max_retry_delay": pendulum.duration(minutes=10),
@@ -46,13 +46,13 @@ DEFAULT_ARGS = {
 }
 
 PARAMS = {
-    "landing": Param(orch.default_location("landing"), type="string",
+    "landing": Param(airflow_tasks.default_location("landing"), type="string",
                      description="Folder of nightly drop folders (CCM_LANDING)."),
-    "warehouse": Param(orch.default_location("warehouse"), type="string",
+    "warehouse": Param(airflow_tasks.default_location("warehouse"), type="string",
                        description="The DuckDB warehouse file (CCM_WAREHOUSE)."),
-    "claims_dir": Param(orch.default_location("claims_dir"), type="string",
+    "claims_dir": Param(airflow_tasks.default_location("claims_dir"), type="string",
                         description="Where claim batches are written (CCM_CLAIMS_DIR)."),
-    "config": Param(orch.default_location("config"), type="string",
+    "config": Param(airflow_tasks.default_location("config"), type="string",
                     description="Practice configuration, YAML or TOML (CCM_CONFIG); empty = the shipped sample."),
     "as_of": Param(None, type=["null", "string"],
                    description="Override tonight's date, YYYY-MM-DD; empty = the logical date in practice time."),
@@ -79,42 +79,42 @@ def ccm_claims_nightly():
     def discover_drops() -> dict:
         """Which drops are new, and is every file readable with its columns? Before
         anything is written, so a bad file leaves the warehouse as it was."""
-        run = orch.current_run()
-        with orch.bad_input_fails_fast():
-            return orch.describe_plan(pipeline.discover(run.request, run.settings))
+        run = airflow_tasks.current_run()
+        with airflow_tasks.bad_input_fails_fast():
+            return airflow_tasks.describe_plan(pipeline.discover(run.request, run.settings))
 
     @task
     def start_run() -> str:
         """Record the run; its id goes to every other task."""
-        run = orch.current_run()
+        run = airflow_tasks.current_run()
         pipeline.start_run(run.context())
         return run.run_id
 
     @task
     def ingest(ccm_run: str) -> dict:
-        return orch.run_stage(pipeline.stage_ingest, ccm_run)
+        return airflow_tasks.run_stage(pipeline.stage_ingest, ccm_run)
 
     @task
     def validate(ccm_run: str) -> dict:
-        return orch.run_stage(pipeline.stage_validate, ccm_run)
+        return airflow_tasks.run_stage(pipeline.stage_validate, ccm_run)
 
     @task
     def minutes(ccm_run: str) -> dict:
-        return orch.run_stage(pipeline.stage_minutes, ccm_run)
+        return airflow_tasks.run_stage(pipeline.stage_minutes, ccm_run)
 
     @task
     def codes(ccm_run: str) -> dict:
-        return orch.run_stage(pipeline.stage_codes, ccm_run)
+        return airflow_tasks.run_stage(pipeline.stage_codes, ccm_run)
 
     @task
     def claims(ccm_run: str) -> dict:
         """One batch for the patient-months of every closed month not yet billed."""
-        return orch.run_stage(pipeline.stage_claims, ccm_run)
+        return airflow_tasks.run_stage(pipeline.stage_claims, ccm_run)
 
     @task
     def list_interchanges(claimed: dict) -> list[str]:
-        run = orch.current_run()
-        return orch.list_interchanges(orch.batch_dir(claimed, run.request.claims_dir))
+        run = airflow_tasks.current_run()
+        return airflow_tasks.list_interchanges(airflow_tasks.batch_dir(claimed, run.request.claims_dir))
 
     @task(map_index_template="{{ interchange }}")
     def validate_interchange(path: str) -> dict:
@@ -122,32 +122,32 @@ def ccm_claims_nightly():
         from airflow.sdk import get_current_context
 
         get_current_context()["interchange"] = Path(path).name
-        return orch.validate_interchange(path)
+        return airflow_tasks.validate_interchange(path)
 
-    @task(trigger_rule="none_failed", outlets=[orch.CLAIM_BATCHES])
+    @task(trigger_rule="none_failed", outlets=[airflow_tasks.CLAIM_BATCHES])
     def publish_batch(claimed: dict, checked: list[dict]) -> dict:
         """Announce a checked batch to the delivery DAG; skipped when nothing was claimed."""
         from airflow.sdk import Metadata
         from airflow.sdk.exceptions import AirflowSkipException
 
-        run = orch.current_run()
-        batch = orch.batch_dir(claimed, run.request.claims_dir)
+        run = airflow_tasks.current_run()
+        batch = airflow_tasks.batch_dir(claimed, run.request.claims_dir)
         if batch is None:
             raise AirflowSkipException("no claim batch tonight")
         event = {"batch_id": batch.name, "as_of": run.request.as_of.isoformat(), "interchanges": len(list(checked))}
-        yield Metadata(orch.CLAIM_BATCHES, event)
+        yield Metadata(airflow_tasks.CLAIM_BATCHES, event)
         return event
 
-    @task(outlets=[orch.WAREHOUSE_MARTS])
+    @task(outlets=[airflow_tasks.WAREHOUSE_MARTS])
     def marts(ccm_run: str) -> dict:
         """Dashboards' views and the run report; the last warehouse writer."""
-        return orch.run_stage(pipeline.stage_marts, ccm_run)
+        return airflow_tasks.run_stage(pipeline.stage_marts, ccm_run)
 
     @task
     def finish_run(ccm_run: str, discovered, ingested, validated, counted, coded, claimed, published, reported) -> str:
         """Record how the run ended, whatever happened above (a teardown)."""
-        run = orch.current_run()
-        summary, status = orch.run_summary(run, ccm_run, {
+        run = airflow_tasks.current_run()
+        summary, status = airflow_tasks.run_summary(run, ccm_run, {
             "discover": discovered, "ingest": ingested, "validate": validated, "minutes": counted,
             "codes": coded, "claims": claimed, "marts": reported,
         }, published)

@@ -28,7 +28,8 @@ from airflow.dag_processing.dagbag import DagBag  # noqa: E402
 from airflow.sdk import CronTriggerTimetable  # noqa: E402
 from airflow_env import airflow_db  # noqa: E402,F401  (session fixture)
 
-from transforms import orchestration as orch  # noqa: E402
+from transforms import airflow_tasks  # noqa: E402
+from transforms.billing import delivery  # noqa: E402
 from transforms import pipeline  # noqa: E402
 from transforms.paths import SAMPLE_CONFIG  # noqa: E402
 
@@ -50,7 +51,7 @@ def dagbag() -> DagBag:
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory) -> Path:
-    from transforms.generate import generate
+    from transforms.devtools.generate import generate
 
     out = tmp_path_factory.mktemp("landing")
     generate(out, patients=30, months=2, seed=3)
@@ -94,7 +95,7 @@ def _states(dag_run) -> dict[tuple[str, int], str]:
 
 def _claim_lines(claims_dir: Path) -> list[dict]:
     rows = []
-    for batch in orch.batches(claims_dir):
+    for batch in delivery.batches(claims_dir):
         with open(batch / "claim_lines.csv", newline="", encoding="utf-8") as fh:
             rows += list(csv.DictReader(fh))
     return rows
@@ -175,9 +176,9 @@ def test_nightly_runs_at_2am_practice_time(dagbag):
 
 def test_claim_batch_asset_links_nightly_to_delivery(dagbag):
     nightly, delivery = dagbag.dags[NIGHTLY], dagbag.dags[DELIVERY]
-    assert orch.CLAIM_BATCHES in nightly.task_dict["publish_batch"].outlets
-    assert orch.WAREHOUSE_MARTS in nightly.task_dict["marts"].outlets
-    assert list(delivery.timetable.asset_condition.objects) == [orch.CLAIM_BATCHES]
+    assert airflow_tasks.CLAIM_BATCHES in nightly.task_dict["publish_batch"].outlets
+    assert airflow_tasks.WAREHOUSE_MARTS in nightly.task_dict["marts"].outlets
+    assert list(delivery.timetable.asset_condition.objects) == [airflow_tasks.CLAIM_BATCHES]
 
 
 def test_per_provider_interchange_checks_are_mapped(dagbag):
@@ -194,18 +195,18 @@ def test_per_provider_interchange_checks_are_mapped(dagbag):
     ("2026-11-08T03:00:00+00:00", date(2026, 11, 7)),   # 22:00 the evening before, in New York
 ])
 def test_as_of_is_the_logical_date_in_practice_time(logical, expected):
-    assert orch.as_of_date(datetime.fromisoformat(logical), datetime.now(timezone.utc), TZ) == expected
+    assert airflow_tasks.as_of_date(datetime.fromisoformat(logical), datetime.now(timezone.utc), TZ) == expected
 
 
 def test_as_of_param_overrides_and_manual_runs_without_logical_date_use_trigger_time():
     now = datetime(2026, 11, 8, 15, tzinfo=timezone.utc)
-    assert orch.as_of_date(now, now, TZ, override="2026-10-31") == date(2026, 10, 31)
-    assert orch.as_of_date(None, now, TZ) == date(2026, 11, 8)
+    assert airflow_tasks.as_of_date(now, now, TZ, override="2026-10-31") == date(2026, 10, 31)
+    assert airflow_tasks.as_of_date(None, now, TZ) == date(2026, 11, 8)
 
 
 def test_pipeline_run_id_is_stable_for_one_dag_run():
     run_after = datetime(2026, 11, 8, 7, tzinfo=timezone.utc)
-    assert orch.pipeline_run_id(date(2026, 11, 8), run_after) == "run-20261108-20261108T070000000000Z"
+    assert airflow_tasks.pipeline_run_id(date(2026, 11, 8), run_after) == "run-20261108-20261108T070000000000Z"
 
 
 def _fake_batch(root: Path) -> Path:
@@ -222,27 +223,27 @@ def _fake_batch(root: Path) -> Path:
 
 def test_delivery_refuses_a_batch_changed_after_it_was_written(tmp_path):
     batch = _fake_batch(tmp_path / "claims")
-    orch.verify_manifest(batch)
+    delivery.verify_manifest(batch)
     (batch / "claim_lines.csv").write_bytes(b"batch_id\nedited by hand\n")
-    with pytest.raises(orch.ManifestMismatch, match="claim_lines.csv: SHA-256 differs"):
-        orch.deliver_batch(batch, tmp_path / "outbox")
+    with pytest.raises(delivery.ManifestMismatch, match="claim_lines.csv: SHA-256 differs"):
+        delivery.deliver_batch(batch, tmp_path / "outbox")
     assert not (tmp_path / "outbox" / f"{batch.name}.receipt.json").exists()
 
 
 def test_delivery_refuses_a_file_slipped_into_a_batch(tmp_path):
     batch = _fake_batch(tmp_path / "claims")
     (batch / "extra.x12").write_bytes(b"ISA~")
-    with pytest.raises(orch.ManifestMismatch, match="extra.x12: not in the manifest"):
-        orch.verify_manifest(batch)
+    with pytest.raises(delivery.ManifestMismatch, match="extra.x12: not in the manifest"):
+        delivery.verify_manifest(batch)
 
 
 def test_delivery_packages_once_and_reproducibly(tmp_path):
     batch = _fake_batch(tmp_path / "claims")
-    first = orch.deliver_batch(batch, tmp_path / "outbox")
-    assert orch.undelivered_batches(tmp_path / "claims", tmp_path / "outbox") == []
-    again = orch.deliver_batch(batch, tmp_path / "outbox")
+    first = delivery.deliver_batch(batch, tmp_path / "outbox")
+    assert delivery.undelivered_batches(tmp_path / "claims", tmp_path / "outbox") == []
+    again = delivery.deliver_batch(batch, tmp_path / "outbox")
     assert again["already_delivered"] and again["package_sha256"] == first["package_sha256"]
-    assert orch.package_batch(batch) == Path(first["package"]).read_bytes()
+    assert delivery.package_batch(batch) == Path(first["package"]).read_bytes()
 
 
 # ------------------------------------------------------------------ real runs through Airflow
@@ -251,7 +252,7 @@ def test_nightly_dag_writes_a_claim_batch_for_closed_months(catch_up):
     states = _states(catch_up["nightly"])
     assert str(catch_up["nightly"].state) == "success", states
     assert all(state == "success" for state in states.values()), states
-    batches = orch.batches(catch_up["conf"]["claims_dir"])
+    batches = delivery.batches(catch_up["conf"]["claims_dir"])
     assert len(batches) == 1
     batch = batches[0]
     manifest = json.loads((batch / "manifest.json").read_text())
@@ -279,11 +280,11 @@ def test_checked_batch_is_published_as_an_asset_event(catch_up):
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    batch = orch.batches(catch_up["conf"]["claims_dir"])[0]
+    batch = delivery.batches(catch_up["conf"]["claims_dir"])[0]
     with create_session() as session:
         extras = session.scalars(
             select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.name == orch.CLAIM_BATCHES.name)).all()
+            .where(AssetModel.name == airflow_tasks.CLAIM_BATCHES.name)).all()
     assert {"batch_id": batch.name, "as_of": CATCH_UP_NIGHT.isoformat(), "interchanges": 2} in extras
 
 
@@ -292,22 +293,22 @@ def test_interchange_check_refuses_a_file_changed_on_disk(catch_up, tmp_path):
 
     from airflow.sdk.exceptions import AirflowFailException
 
-    batch = shutil.copytree(orch.batches(catch_up["conf"]["claims_dir"])[0], tmp_path / "batch")
+    batch = shutil.copytree(delivery.batches(catch_up["conf"]["claims_dir"])[0], tmp_path / "batch")
     x12 = sorted(batch.glob("*.x12"))[0]
-    assert orch.validate_interchange(x12)["valid"]
+    assert airflow_tasks.validate_interchange(x12)["valid"]
     x12.write_text(x12.read_text().replace("CLM*", "CLM*X", 1))
     with pytest.raises(AirflowFailException, match="SHA-256 differs"):
-        orch.validate_interchange(x12)
+        airflow_tasks.validate_interchange(x12)
 
 
 def test_delivery_dag_packages_the_batch_with_a_receipt(catch_up):
     assert str(catch_up["delivery"].state) == "success", _states(catch_up["delivery"])
-    batch = orch.batches(catch_up["conf"]["claims_dir"])[0]
+    batch = delivery.batches(catch_up["conf"]["claims_dir"])[0]
     outbox = Path(catch_up["delivery_conf"]["outbox"])
     package = outbox / f"{batch.name}.tar.gz"
     receipt = json.loads((outbox / f"{batch.name}.receipt.json").read_text())
     assert stat.S_IMODE(package.stat().st_mode) == 0o600
-    assert receipt["package_sha256"] == orch.sha256_file(package)
+    assert receipt["package_sha256"] == airflow_tasks.sha256_file(package)
     manifest = json.loads((batch / "manifest.json").read_text())
     with tarfile.open(package) as tar:
         names = {m.name.split("/", 1)[1] for m in tar.getmembers()}
@@ -370,8 +371,8 @@ def test_params_must_be_absolute_paths_because_workers_have_no_shared_working_di
     params = {"landing": "demo/landing", "warehouse": str(tmp_path / "w.duckdb"), "claims_dir": str(tmp_path),
               "config": "", "as_of": None}
     with pytest.raises(ConfigError, match="params.landing.*not an absolute path"):
-        orch.nightly_run({"params": params, "dag_run": dag_run, "logical_date": dag_run.run_after})
-    run = orch.nightly_run({"params": params | {"landing": str(tmp_path)}, "dag_run": dag_run,
+        airflow_tasks.nightly_run({"params": params, "dag_run": dag_run, "logical_date": dag_run.run_after})
+    run = airflow_tasks.nightly_run({"params": params | {"landing": str(tmp_path)}, "dag_run": dag_run,
                             "logical_date": dag_run.run_after})
     assert run.request.as_of == date(2026, 11, 8)
     assert run.run_id == "run-20261108-20261108T070000000000Z"

@@ -2,7 +2,7 @@
 import pytest
 import yaml
 
-from transforms.npi import npi_is_valid
+from transforms.contract import npi_is_valid
 from transforms.paths import SAMPLE_CONFIG
 from transforms.settings import ConfigError, load_settings
 

@@ -7,7 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from transforms.ingest import InputError
+from transforms.ingest.plan import InputError
 from transforms.settings import ConfigError, load_settings
 
 EXIT_INPUT = 2
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "generate":
-        from transforms.generate import generate
+        from transforms.devtools.generate import generate
 
         result = generate(args.out, patients=args.patients, months=args.months, seed=args.seed,
                           start=args.start, fmt=args.format)

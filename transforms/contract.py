@@ -1,8 +1,10 @@
-"""The export contract as data: tables, keys, optional columns, vocabularies.
+"""The export contract as data: tables, keys, optional columns, vocabularies, and the
+check digit of the NPIs it names.
 
 Column types live in sql/raw/<table>.sql (the typed raw tables); this module
 only says what the contract says beyond types.
 """
+import re
 from dataclasses import dataclass, field
 
 
@@ -80,3 +82,22 @@ TABLES: dict[str, TableSpec] = {
 
 # Load order: reference tables before the ones that point at them.
 LOAD_ORDER = ("patients", "staff", "conditions", "consents", "care_plans", "encounters", "activities")
+
+
+# NPI check digit (Luhn over the 80840 health-industry prefix, per CMS).
+_NPI = re.compile(r"^\d{10}$")
+
+
+def npi_is_valid(npi: str | None) -> bool:
+    if npi is None or not _NPI.match(npi):
+        return False
+    total = 0
+    # Digits right to left, check digit first; prefix 80840 folds into the sum.
+    for i, ch in enumerate(reversed("80840" + npi)):
+        d = int(ch)
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import duckdb
 
-from transforms import ingest
+from transforms.ingest import plan, raw, staging
 from transforms.settings import Settings, load_settings
 from transforms.warehouse import connect, ensure_schema
 
@@ -86,17 +86,17 @@ def new_run_id(as_of: date) -> str:
 
 # ---------------------------------------------------------------- stages
 
-def discover(request: RunRequest, settings: Settings) -> ingest.IngestPlan:
+def discover(request: RunRequest, settings: Settings) -> plan.IngestPlan:
     """Find and check the new drops before the warehouse is opened for writing,
     so a bad file leaves it byte-for-byte as it was."""
     already: set[str] = set()
     if request.warehouse.exists():
         con = connect(request.warehouse, settings.time_zone, read_only=True)
         try:
-            already = ingest.loaded_drops(con)
+            already = plan.loaded_drops(con)
         finally:
             con.close()
-    return ingest.plan_ingest(request.landing, already, settings)
+    return plan.plan_ingest(request.landing, already, settings)
 
 
 def start_run(ctx: RunContext) -> dict:
@@ -110,11 +110,11 @@ def start_run(ctx: RunContext) -> dict:
 
 
 def stage_ingest(ctx: RunContext) -> dict:
-    plan = discover(ctx.request, ctx.settings)  # again: a retried task sees what is loaded now
+    landing_plan = discover(ctx.request, ctx.settings)  # again: a retried task sees what is loaded now
     with ctx.warehouse() as con:
-        summary = ingest.load_drops(con, plan, ctx.settings, ctx.run_id, strict=ctx.request.strict)
+        summary = raw.load_drops(con, landing_plan, ctx.settings, ctx.run_id, strict=ctx.request.strict)
     with ctx.transaction() as con:
-        summary["staging"] = ingest.build_staging(con, incremental=True)
+        summary["staging"] = staging.build_staging(con, incremental=True)
     return summary
 
 
@@ -128,7 +128,7 @@ def finish_run(ctx: RunContext, summary: dict, status: str = "succeeded") -> Non
 
 def stage_validate(ctx: RunContext) -> dict:
     """Documentation checks on every loaded drop not validated yet (the nightly delta)."""
-    from transforms import quality
+    from transforms.quality.checks import check_documentation
 
     with ctx.warehouse() as con:
         con.execute(
@@ -141,7 +141,7 @@ def stage_validate(ctx: RunContext) -> dict:
         ).fetchall()]
         con.begin()
         try:
-            summary = quality.check_documentation(
+            summary = check_documentation(
                 con, ctx.settings, ctx.run_id, drops, ctx.request.as_of,
                 ctx.request.run_dir / ctx.run_id / "data_docs",
             )
@@ -158,33 +158,33 @@ def stage_validate(ctx: RunContext) -> dict:
 
 
 def stage_minutes(ctx: RunContext) -> dict:
-    from transforms import minutes
+    from transforms.core.minutes import compute_minutes
 
     with ctx.transaction() as con:
-        return minutes.compute_minutes(con, ctx.settings)
+        return compute_minutes(con, ctx.settings)
 
 
 def stage_codes(ctx: RunContext) -> dict:
-    from transforms import billing
+    from transforms.core.codes import assign_codes
 
     with ctx.transaction() as con:
-        return billing.assign_codes(con, ctx.settings, ctx.request.as_of)
+        return assign_codes(con, ctx.settings, ctx.request.as_of)
 
 
 def stage_claims(ctx: RunContext) -> dict:
     """Orders its own commits (files, then ledger, then rename): no outer transaction."""
-    from transforms import claims
+    from transforms.billing.batch import write_claim_batch
 
     with ctx.warehouse() as con:
-        return claims.write_claim_batch(con, ctx.settings, ctx.run_id, ctx.request.as_of, ctx.request.claims_dir)
+        return write_claim_batch(con, ctx.settings, ctx.run_id, ctx.request.as_of, ctx.request.claims_dir)
 
 
 def stage_marts(ctx: RunContext) -> dict:
     """Dashboard views, the open-month worklist and the HTML run report."""
-    from transforms import marts
+    from transforms.marts.views import build_marts
 
     with ctx.transaction() as con:
-        return marts.build_marts(con, ctx.settings, ctx.run_id, ctx.request.as_of, ctx.request.run_dir / ctx.run_id)
+        return build_marts(con, ctx.settings, ctx.run_id, ctx.request.as_of, ctx.request.run_dir / ctx.run_id)
 
 
 # Name -> stage, in run order. The DAG wires these same functions.

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from transforms.npi import npi_is_valid
+from transforms.contract import npi_is_valid
 from transforms.paths import SAMPLE_CONFIG
 
 MAX_GRACE_DAYS = 7  # the contract caps the late-note grace at 7 days
@@ -81,7 +81,7 @@ class Settings:
     documentation: Documentation
     vendor: VendorMapping
     # pyx12 reads a whole interchange up to this many claims in the batch; above it, a sample
-    # per interchange (our own vectorised edits still cover every claim). See transforms/claims.py.
+    # per interchange (our own vectorised edits still cover every claim). See transforms/billing/batch.py.
     x12_full_max_claims: int = 5000
 
     def billing_provider_for(self, practitioner_npi: str) -> BillingProvider:

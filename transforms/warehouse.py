@@ -36,6 +36,11 @@ def _quote(value: str) -> str:
     return value.replace("'", "''")
 
 
+def sql_literal(value: object) -> str:
+    """A value as a SQL string literal (for settings set as variables, never for row data)."""
+    return "'" + _quote(str(value)) + "'"
+
+
 def sql_text(relative: str) -> str:
     return (SQL_DIR / relative).read_text(encoding="utf-8")
 

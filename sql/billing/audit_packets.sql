@@ -1,7 +1,7 @@
 -- The audit packet of each batch claim whose audit_ordinal is between $2 and
 -- $3, as JSON text: the activity log behind the claim, the eligibility
 -- evidence and the codes with their minutes. $1 = the batch id.
--- {rules_verdict} is filled in by transforms/claims.py: the rules stage's
+-- {rules_verdict} is filled in by transforms/billing/batch.py: the rules stage's
 -- own verdict (core.eligibility), whatever columns it carries.
 -- Dates as YYYY-MM-DD, local timestamps as YYYY-MM-DDTHH:MM:SS, amounts as
 -- strings (exact decimals), absent values as null.

@@ -3,7 +3,7 @@
 -- with the claim's values repeated and the element values SQL can decide:
 -- LX01, SV102 and CLM02 as X12 amounts (66.10 -> 66.1, 60.00 -> 60), the HI
 -- elements and SV107 pointers (the line's own diagnoses, else the claim's
--- first four). Text elements are cleaned in transforms/x12_837p.py.
+-- first four). Text elements are cleaned in transforms/billing/x12_837p.py.
 with chunk as (
     select * from batch_claims where claim_ordinal between $1 and $2
 ),

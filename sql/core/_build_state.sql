@@ -1,4 +1,4 @@
--- Bookkeeping of the incremental core builds (transforms/incremental.py).
+-- Bookkeeping of the incremental core builds (transforms/core/incremental.py).
 --   build_state    per stage (minutes, codes): the fingerprint of what the
 --                  build depends on besides the data (model SQL, rules,
 --                  settings) and the drops it has seen. A new fingerprint

@@ -1,7 +1,7 @@
 -- Tables the billing stage fills from files rather than from SQL, rebuilt on
 -- every run so a claim can always be traced to the rules it was priced under:
 -- the yearly rules files (transforms/rules/<year>.yaml, loaded and validated by
--- transforms/rules.py) and the practice's billing providers (configuration).
+-- transforms/core/rules.py) and the practice's billing providers (configuration).
 create or replace table core.rules_years (
     rules_year                 integer not null primary key,
     rules_file                 varchar not null,

@@ -97,7 +97,7 @@ create table if not exists staging.activities (
 );
 
 -- The base code's fee per rules year, read from the rules files by
--- build_marts (transforms/marts.py). marts.patient_month prefers the fee the
+-- build_marts (transforms/marts/views.py). marts.patient_month prefers the fee the
 -- rules engine actually used (core.code_lines) and falls back to this.
 create table if not exists marts.fee_reference (
     rules_year integer,

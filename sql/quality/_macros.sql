@@ -27,7 +27,7 @@ create or replace temp macro words_are_generic(words) as
 create or replace temp macro drop_closes_at(drop_name) as
     timezone(getvariable('practice_tz'), (try_strptime(left(drop_name, 10), '%Y-%m-%d')::date + 1)::timestamp);
 
--- NPI check digit: Luhn over the 80840 prefix (which adds a constant 24), as transforms/npi.py.
+-- NPI check digit: Luhn over the 80840 prefix (which adds a constant 24), as npi_is_valid in transforms/contract.py.
 create or replace temp macro npi_check_digit_ok(npi) as
     case
         when npi is null then null

@@ -1,0 +1,531 @@
+"""The claims stage: closed, unbilled patient-months -> one claim batch folder, billed exactly once.
+
+    <claims_dir>/<batch_id>/
+        <batch_id>_<group NPI>.x12   one 837P interchange per billing provider
+        claim_lines.csv               one row per billed code (the contract's columns)
+        audit/<claim_id>.json         the activity log and eligibility evidence behind each claim
+        manifest.json                 counts, control totals, control numbers, what was validated how,
+                                      SHA-256 of every other file
+
+Streaming: the batch is never held in memory. Claims are numbered in DuckDB
+(billing/batch_claims.sql) and written CHUNK_CLAIMS at a time: each chunk's
+claim segments are rendered with Polars (x12_837p.claim_blocks) and appended
+to their provider's interchange (ISA/GS/ST header first, SE/GE/IEA with the
+segment count last), its claim_lines.csv rows come out of DuckDB as text, and
+the audit packets are built in DuckDB as JSON text (billing/audit_packets.sql)
+and written one file each. Every file is hashed as it is written.
+
+Edits: our own edits (billing.edits.check_claim_lines) run on every claim of
+every chunk, vectorised; the CSV is read back and checked line for line
+against the 837P's service lines. pyx12 reads each whole interchange when the
+batch has at most x12_validation.full_max_claims claims (a practice's month
+close; then edits.check_batch also re-reads the text, as before);
+above that, pyx12 and check_interchange read a sample interchange per
+provider (the first PYX12_SAMPLE_FIRST claims and one claim of every shape:
+number of lines and diagnoses, second address line or not, set of codes),
+rendered with the same envelope. manifest.json says which ("x12_validation").
+The Airflow DAG (airflow_tasks.validate_interchange) still runs pyx12 on every
+whole interchange before a batch is published. Any finding deletes the temp
+folder and aborts the batch before the ledger is touched.
+
+Exactly once: the files are written to a hidden temp folder, synced, then
+committed to the ledger with their hashes, and only then renamed into place
+(transforms.billing.ledger, which also recovers what a killed run left).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from transforms.billing.edits import (ClaimEditError, check_batch, check_billing_provider, check_claim_lines,
+                                      check_interchange, validate_with_pyx12)
+from transforms.billing.ledger import (TMP_PREFIX, commit_batch, ensure_billing_schema, fault, fsync_dir,
+                                       mark_delivered, next_batch_id, recover_batches)
+from transforms.settings import Settings
+from transforms.warehouse import run_sql, sql_text, table_exists
+from transforms.billing.x12_837p import (BillingProviderInfo, Envelope, claim_blocks, interchange_header,
+                                         interchange_trailer, prepare_claim_elements)
+
+log = logging.getLogger(__name__)
+
+CSV_COLUMNS = ("batch_id", "claim_id", "billing_npi", "patient_id", "mbi", "service_month", "date_of_service",
+               "cpt_code", "units", "minutes", "icd10_codes", "charge_amount", "expected_payment")
+# Visits that can initiate CCM (office E/M, AWV, IPPE): shown as evidence in the audit packet.
+INITIATING_VISIT_CODES = ("99202", "99203", "99204", "99205", "99211", "99212", "99213", "99214", "99215",
+                          "G0438", "G0439", "G0402")
+CHUNK_CLAIMS = 25_000  # claims rendered, checked and written at a time: bounds memory, not output
+AUDIT_CHUNK_CLAIMS = 20_000  # audit packets (a few KB each) fetched at a time
+PYX12_SAMPLE_FIRST = 300  # above x12_full_max_claims: pyx12 reads these first claims of each interchange ...
+MAX_PROBLEMS = 50  # ... and messages per kind of finding (the rest are counted)
+
+
+# -- the stage ---------------------------------------------------------------------------------------
+
+def write_claim_batch(
+    con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str, as_of: date, claims_dir: Path
+) -> dict:
+    """Recover any interrupted batch, report changes to billed months, then claim every closed,
+    unbilled patient-month in one new batch. Returns a summary without PHI."""
+    claims_dir = Path(claims_dir)
+    for name in ("code_lines", "patient_month", "activity_minutes"):
+        if not table_exists(con, "core", name):
+            raise RuntimeError(f"claims stage: core.{name} does not exist; run the rules stage first")
+    ensure_billing_schema(con)
+    recovery = recover_batches(con, claims_dir)
+
+    con.execute(f"set variable claims_run_id = '{run_id.replace(chr(39), chr(39) * 2)}'")
+    con.execute(f"set variable claim_as_of = date '{as_of.isoformat()}'")
+    con.execute(f"set variable claim_grace_days = {int(settings.claim_grace_days)}")
+    review_before = con.execute("select count(*) from billing.review").fetchone()[0]
+    run_sql(con, "billing/detect_review.sql")
+    review_added = con.execute("select count(*) from billing.review").fetchone()[0] - review_before
+
+    run_sql(con, "billing/claimable_lines.sql")
+    summary: dict[str, Any] = {
+        "batch_id": None, "path": None, "claims": 0, "lines": 0, "units": 0, "charges": 0.0,
+        "expected_payment": 0.0, "files": 0, "x12_files": [], "review_rows_added": review_added,
+        "recovered_batches": recovery["recovered"], "abandoned_temp_folders": recovery["abandoned"],
+    }
+    if not con.execute("select count(*) from claimable_lines").fetchone()[0]:
+        log.info("claims: nothing to claim as of %s", as_of)
+        return summary
+    run_sql(con, "billing/batch_claims.sql")
+
+    batch_id = next_batch_id(con, as_of, claims_dir)
+    first_control_number = con.execute(
+        "select coalesce(max(interchange_control_number), 0) + 1 from billing.control_numbers").fetchone()[0]
+    created_at = datetime.now(ZoneInfo(settings.time_zone)).replace(microsecond=0)
+    batch = Batch(batch_id, run_id, as_of, created_at)
+    batch.totals = _totals(con)
+    # Data that cannot make a claim fails before anything touches the disk.
+    problems = _plan_interchanges(con, settings, batch, first_control_number) + _data_problems(con, batch_id)
+    if problems:
+        raise ClaimEditError(batch_id, problems)
+
+    claims_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp, final = claims_dir / f"{TMP_PREFIX}{batch_id}", claims_dir / batch_id
+    try:
+        _write_batch(con, settings, batch, tmp)
+        if batch.problems:
+            raise ClaimEditError(batch_id, batch.problems)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # PHI never lingers in a folder that will not be delivered
+        raise
+    fault("after_files")
+    commit_batch(con, batch, final)
+    fault("after_ledger")
+    os.rename(tmp, final)
+    fsync_dir(claims_dir)
+    fault("after_rename")
+    mark_delivered(con, batch_id)
+
+    summary.update({k: batch.totals[k] for k in ("claims", "lines", "units", "charges", "expected_payment")},
+                   batch_id=batch_id, path=str(final), files=batch.file_count,
+                   x12_files=sorted(ic.file_name for ic in batch.interchanges))
+    log.info("claims: batch %s delivered: %d claims, %d lines, %d units, charges %.2f (pyx12: %s, %d claims)",
+             batch_id, summary["claims"], summary["lines"], summary["units"], summary["charges"],
+             batch.validation["pyx12"], batch.validation["claims_checked_by_pyx12"])
+    return summary
+
+
+# -- planning a batch --------------------------------------------------------------------------------
+
+@dataclass
+class Interchange:
+    npi: str
+    file_name: str
+    number: int  # ISA13 = GS06 = ST02
+    envelope: Envelope
+    provider: BillingProviderInfo
+    claims: int = 0
+
+
+@dataclass
+class Batch:
+    batch_id: str
+    run_id: str
+    as_of: date
+    created_at: datetime
+    interchanges: list[Interchange] = None
+    totals: dict[str, Any] = None
+    files: list[pa.Table] = None  # file_name, sha256, size of every file written, manifest last
+    file_count: int = 0
+    manifest_sha256: str = ""
+    validation: dict[str, Any] = None
+    problems: list[str] = None
+    interchange_rows: list[dict] = None  # manifest "interchanges"
+
+
+def _totals(con) -> dict[str, Any]:
+    claims, lines, units, charges, expected = con.execute("""
+        select count(distinct claim_id), count(*), coalesce(sum(units), 0), coalesce(sum(charge_amount), 0),
+               coalesce(sum(coalesce(expected_payment, 0)), 0)
+        from claimable_lines""").fetchall()[0]
+    charges, expected = Decimal(charges).quantize(Decimal("0.01")), Decimal(expected).quantize(Decimal("0.01"))
+    return {"claims": claims, "lines": lines, "units": int(units), "charges": float(charges),
+            "expected_payment": float(expected), "charges_text": str(charges), "expected_payment_text": str(expected)}
+
+
+def _plan_interchanges(con, settings: Settings, batch: Batch, first_control_number: int) -> list[str]:
+    """One interchange per billing provider NPI in the batch, in NPI order; problems with the configuration."""
+    providers = {bp.npi: bp for bp in settings.billing_providers}
+    x12 = settings.x12
+    problems: list[str] = []
+    batch.interchanges = []
+    batch.interchange_rows = []
+    rows = con.execute("""
+        select billing_provider_npi, count(distinct claim_id), count(*), sum(units), sum(charge_amount)
+        from claimable_lines group by all order by 1""").fetchall()
+    for n, (npi, claims, lines, units, charges) in enumerate(rows):
+        bp = providers.get(npi)
+        if bp is None:
+            problems.append(f"billing provider NPI {npi!r} (core.code_lines.billing_provider_npi) is not in "
+                            f"billing_providers of {settings.source}; add it or fix the consent")
+            continue
+        number = first_control_number + n
+        phone = x12.get("submitter_phone") or bp.phone or ""
+        if not phone:
+            problems.append(f"x12.submitter_phone: the 837P submitter contact (1000A PER) needs a phone "
+                            f"number; set it in {settings.source}")
+        env = Envelope(number, number, number, batch.created_at, batch.batch_id, x12["submitter_id"],
+                       x12["submitter_name"], x12.get("submitter_contact") or x12["submitter_name"], phone,
+                       x12["receiver_id"], x12["receiver_name"], settings.payer_name, settings.payer_id,
+                       x12.get("usage_indicator", "T"))
+        info = BillingProviderInfo(bp.npi, bp.name, bp.tin, bp.taxonomy, bp.address.line1, bp.address.line2,
+                                   bp.address.city, bp.address.state, bp.address.zip)
+        name = f"{batch.batch_id}_{npi}.x12"
+        batch.interchanges.append(Interchange(npi, name, number, env, info, claims))
+        batch.interchange_rows.append({
+            "file": name, "billing_provider_npi": npi, "interchange_control_number": f"{number:09d}",
+            "group_control_number": str(number), "transaction_set_control_number": f"{number:04d}",
+            "claims": claims, "lines": lines, "units": int(units), "charges": str(charges),
+        })
+        problems += check_billing_provider(name, bp.npi, bp.address.zip)
+    return problems
+
+
+def _data_problems(con, batch_id: str) -> list[str]:
+    """Claims the data cannot make, found in SQL over the whole batch."""
+    at = "'claim ' || claim_id || ' (patient ' || patient_id || ', ' || strftime(service_month, '%Y-%m') || ')'"
+    checks = [
+        f"select {at} || ': its code lines name more than one billing practitioner or provider' "
+        "from batch_claims where practitioner_count > 1",
+        "select 'claim ' || claim_id || ': the claim id names more than one patient-month' "
+        "from batch_claims where patient_month_count > 1",
+        f"select {at} || ': patient is not in staging.patients' from batch_claims where mbi is null",
+        f"select {at} || ': no staff member with NPI ' || coalesce(billing_npi, '') "
+        "|| ' (the rendering practitioner''s name)' from batch_claims where coalesce(rendering_name, '') = ''",
+        # one claim per patient-month, across interchanges (the ledger key is patient_id; this is the MBI)
+        """select $1 || '_' || billing_provider_npi || '.x12 claim ' || claim_id
+                   || ': the same patient-month is also claim ' || previous || '; one claim per patient-month'
+            from (select *, lag(claim_id) over (partition by mbi, service_month order by claim_ordinal) as previous
+                  from batch_claims where mbi is not null)
+            where previous is not null""",
+    ]
+    problems: list[str] = []
+    for sql in checks:
+        rows = con.execute(f"{sql} order by 1 limit {MAX_PROBLEMS + 1}", [batch_id] if "$1" in sql else []).fetchall()
+        problems += [r[0] for r in rows[:MAX_PROBLEMS]]
+        if len(rows) > MAX_PROBLEMS:
+            problems.append("... and more like the last")
+    return problems
+
+
+# -- writing a batch (streaming) --------------------------------------------------------------------
+
+class _HashedFile:
+    """A new private file (0600) written with os.write and hashed as it goes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(self.fd, 0o600)  # whatever the umask
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.size += len(data)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def close(self) -> tuple[str, int]:
+        os.close(self.fd)
+        return self.sha.hexdigest(), self.size
+
+
+def _write_file(path: Path, data: bytes) -> str:
+    f = _HashedFile(path)
+    try:
+        f.write(data)
+    finally:
+        digest, _ = f.close()
+    return digest
+
+
+def _chunks(total: int, size: int | None = None) -> list[tuple[int, int]]:
+    size = size or CHUNK_CLAIMS
+    return [(lo, min(lo + size - 1, total)) for lo in range(1, total + 1, size)]
+
+
+def _claim_lines(con, sql_where: str, params: list) -> pl.DataFrame:
+    sql = sql_text("billing/claim_chunk_lines.sql")
+    if sql_where:
+        sql = sql.replace("where claim_ordinal between $1 and $2", sql_where)
+    return prepare_claim_elements(pl.from_arrow(con.sql(sql, params=params).to_arrow_table()))
+
+
+def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
+    """Every file of the batch into `tmp`, hashed as written; edits on every claim; pyx12 on the
+    interchanges (whole or sampled); then the manifest; then one sync for the lot."""
+    n_claims = batch.totals["claims"]
+    batch.problems, names, shas, sizes = [], [], [], []
+    started, seconds = time.perf_counter(), {}
+    _mkdir_private(tmp)
+    _mkdir_private(tmp / "audit")
+    file_names = {ic.npi: ic.file_name for ic in batch.interchanges}
+
+    # the interchanges and claim_lines.csv, chunk by chunk in claim order
+    x12_files, segments = {}, {}
+    for ic in batch.interchanges:
+        head, segments[ic.npi] = interchange_header(ic.envelope, ic.provider)
+        x12_files[ic.npi] = _HashedFile(tmp / ic.file_name)
+        x12_files[ic.npi].write(head.encode("ascii"))
+    csv_file = _HashedFile(tmp / "claim_lines.csv")
+    csv_file.write((",".join(CSV_COLUMNS) + "\n").encode("utf-8"))
+    x12_lines = []  # (claim_id, cpt_code, units, charge) of every SV1, to check the CSV against
+    for i, (lo, hi) in enumerate(_chunks(n_claims)):
+        lines = _claim_lines(con, "", [lo, hi])
+        batch.problems += check_claim_lines(lines, file_names, MAX_PROBLEMS)
+        blocks = claim_blocks(lines, settings.payer_name, settings.payer_id, settings.place_of_service or "11")
+        for (npi,), part in blocks.partition_by("billing_provider_npi", as_dict=True, maintain_order=True).items():
+            x12_files[npi].write(part["block"].str.join("").item().encode("ascii", "replace"))
+            segments[npi] += int(part["segments"].sum())
+        x12_lines.append(lines.select("claim_id", "cpt_code", "units", charge="x12_charge"))
+        text = con.execute(sql_text("billing/claim_chunk_csv.sql"), [batch.batch_id, lo, hi]).fetchall()[0][0]
+        csv_file.write(text.encode("utf-8"))
+        del lines, blocks
+        if i == 0:
+            fault("mid_files")
+    for ic in batch.interchanges:
+        x12_files[ic.npi].write(interchange_trailer(ic.envelope, segments[ic.npi]).encode("ascii"))
+        digest, size = x12_files[ic.npi].close()
+        names.append(ic.file_name), shas.append(digest), sizes.append(size)
+    digest, size = csv_file.close()
+    names.append("claim_lines.csv"), shas.append(digest), sizes.append(size)
+    batch.problems += _csv_matches_x12(con, tmp / "claim_lines.csv", pl.concat(x12_lines))
+    del x12_lines
+    batch.files = [pa.table({"file_name": names, "sha256": shas, "size": sizes})]
+    seconds["837p_csv_edits"] = time.perf_counter() - started
+
+    # the validation pyx12 does on top of our edits
+    batch.validation = _pyx12(con, settings, batch, tmp)
+    seconds["pyx12"] = time.perf_counter() - started - sum(seconds.values())
+    if batch.problems:
+        return
+
+    # audit packets, chunk by chunk in claim id order
+    con.execute("create or replace temp macro iso_local(ts) as strftime(ts, '%Y-%m-%dT%H:%M:%S') || "
+                "case when epoch_us(ts) % 1000000 <> 0 then strftime(ts, '.%f') else '' end")
+    audit_sql = _audit_sql(con)
+    chunks = _chunks(n_claims, AUDIT_CHUNK_CLAIMS)
+
+    def fetch(i: int) -> list[tuple[str, str]]:
+        return con.execute(audit_sql, [batch.batch_id, *chunks[i]]).fetchall()
+
+    # DuckDB builds the next chunk's packets (releasing the GIL) while this
+    # thread creates the files of the current one: at 10M the two take about
+    # as long as each other. Only the fetching thread touches the connection.
+    with ThreadPoolExecutor(max_workers=1) as prefetch:
+        pending = prefetch.submit(fetch, 0) if chunks else None
+        for i in range(len(chunks)):
+            rows = pending.result()
+            pending = prefetch.submit(fetch, i + 1) if i + 1 < len(chunks) else None
+            batch.files.append(_write_audit_chunk(tmp, rows))
+    seconds["audit"] = time.perf_counter() - started - sum(seconds.values())
+
+    manifest_sha, size = _write_manifest(settings, batch, tmp / "manifest.json")
+    batch.files.append(pa.table({"file_name": ["manifest.json"], "sha256": [manifest_sha], "size": [size]}))
+    batch.manifest_sha256 = manifest_sha
+    batch.file_count = sum(t.num_rows for t in batch.files)
+    # One sync for the lot, not an fsync per file: a batch holds an audit packet per claim.
+    os.sync()
+    fsync_dir(tmp / "audit")
+    fsync_dir(tmp)
+    fsync_dir(tmp.parent)
+    seconds["manifest_sync"] = time.perf_counter() - started - sum(seconds.values())
+    log.info("claims: batch %s written (%s)", batch.batch_id, ", ".join(f"{k} {v:.1f}s" for k, v in seconds.items()))
+
+
+def _write_audit_chunk(tmp: Path, rows: list[tuple[str, str]]) -> pa.Table:
+    names, shas, sizes = [], [], []
+    for claim_id, packet in rows:
+        data = packet.encode("utf-8")
+        name = f"audit/{claim_id}.json"
+        shas.append(_write_file(tmp / name, data))
+        names.append(name), sizes.append(len(data))
+    return pa.table({"file_name": names, "sha256": shas, "size": sizes})
+
+
+def _csv_matches_x12(con, csv_path: Path, x12_lines: pl.DataFrame) -> list[str]:
+    """claim_lines.csv as written, read back, = the 837P's service lines, line for line."""
+    con.register("x12_service_lines", x12_lines.to_arrow())
+    try:
+        rows = con.execute(f"""
+            with csv_lines as (
+                select claim_id, cpt_code, units::integer as units, charge_amount::decimal(18, 2) as charge
+                from read_csv('{str(csv_path).replace("'", "''")}', header = true, all_varchar = true)
+            ),
+            x12_lines as (
+                select claim_id, cpt_code, units::integer as units, charge::decimal(18, 2) as charge
+                from x12_service_lines
+            ),
+            csv_only as (select * from csv_lines except all select * from x12_lines),
+            x12_only as (select * from x12_lines except all select * from csv_lines)
+            select 'claim_lines.csv', * from csv_only union all select 'the 837P files', * from x12_only
+            order by all limit 10""").fetchall()
+    finally:
+        con.unregister("x12_service_lines")
+    return [f"claim {claim_id}: line {cpt} x{units} {charge} is only in {label}; "
+            "the CSV and the 837P must agree line for line" for label, claim_id, cpt, units, charge in rows]
+
+
+def _pyx12(con, settings: Settings, batch: Batch, tmp: Path) -> dict[str, Any]:
+    """pyx12 on every whole interchange (and the text edits of check_batch) up to x12_full_max_claims
+    claims; above, on a sample interchange per provider. Findings go to batch.problems."""
+    n_claims = batch.totals["claims"]
+    if n_claims <= settings.x12_full_max_claims:
+        texts = {ic.file_name: (tmp / ic.file_name).read_text(encoding="ascii") for ic in batch.interchanges}
+        with open(tmp / "claim_lines.csv", newline="", encoding="utf-8") as fh:
+            csv_rows = list(csv.DictReader(fh))
+        months = dict(con.execute("select claim_id, service_month from batch_claims").fetchall())
+        found = check_batch(texts, csv_rows, months)
+        for name, text in texts.items():
+            found += [f"{name}: pyx12: {p}" for p in validate_with_pyx12(text)]
+        batch.problems += [p for p in dict.fromkeys(found) if p not in batch.problems]
+        return {"pyx12": "full", "claims_checked_by_pyx12": n_claims, "claims": n_claims,
+                "own_edits": "every claim"}
+
+    sample = con.execute(f"""
+        select claim_ordinal from (
+            select claim_ordinal,
+                   row_number() over (partition by billing_provider_npi order by claim_ordinal) as nth,
+                   row_number() over (partition by billing_provider_npi, line_count, len(diagnoses),
+                                                   coalesce(address_line2, '') = '', list_sort(cpt_codes)
+                                      order by claim_ordinal) as nth_of_shape
+            from batch_claims)
+        where nth <= {int(PYX12_SAMPLE_FIRST)} or nth_of_shape = 1
+        order by claim_ordinal""").fetchall()
+    ordinals = [r[0] for r in sample]
+    checked = 0
+    for lo in range(0, len(ordinals), CHUNK_CLAIMS):  # a sample is small; chunked all the same
+        part = ordinals[lo:lo + CHUNK_CLAIMS]
+        lines = _claim_lines(con, "where claim_ordinal in (select unnest($1::bigint[]))", [part])
+        # HL01 numbers the claims of the sample interchange, 2 onwards
+        lines = lines.with_columns(
+            hl=pl.col("claim_ordinal").rank("dense").over("billing_provider_npi").cast(pl.Int64) + 1)
+        blocks = claim_blocks(lines, settings.payer_name, settings.payer_id, settings.place_of_service or "11")
+        months = dict(zip(*lines.select("claim_id", "service_month").unique().to_dict(as_series=False).values()))
+        for ic in batch.interchanges:
+            part_blocks = blocks.filter(pl.col("billing_provider_npi") == ic.npi)
+            if part_blocks.is_empty():
+                continue
+            head, n = interchange_header(ic.envelope, ic.provider)
+            text = (head + part_blocks["block"].str.join("").item()
+                    + interchange_trailer(ic.envelope, n + int(part_blocks["segments"].sum())))
+            found = check_interchange(text, f"{ic.file_name} (pyx12 sample)", months)
+            found += [f"{ic.file_name} (pyx12 sample): pyx12: {p}" for p in validate_with_pyx12(text)]
+            batch.problems += found
+            checked += part_blocks.height
+    return {"pyx12": "sample", "claims_checked_by_pyx12": checked, "claims": n_claims, "own_edits": "every claim"}
+
+
+def _json_value(expr: str, data_type: str) -> str:
+    """A column as the old json.dumps(default=...) wrote it: dates ISO, timestamps ISO with T, decimals as text."""
+    t = data_type.upper()
+    if t.startswith("DECIMAL"):
+        return f"{expr}::varchar"
+    if t == "TIMESTAMP":
+        return f"iso_local({expr})"
+    if t.startswith("TIMESTAMP"):
+        return f"strftime({expr}, '%Y-%m-%dT%H:%M:%S%z')"
+    return expr
+
+
+def _audit_sql(con) -> str:
+    rules = "select null::varchar as claim_id, null::json as item where false"
+    if table_exists(con, "core", "eligibility"):
+        columns = con.execute("select column_name, data_type from information_schema.columns "
+                              "where table_schema = 'core' and table_name = 'eligibility' "
+                              "order by ordinal_position").fetchall()
+        if {"patient_id", "service_month"} <= {c for c, _ in columns}:
+            fields = ", ".join(f"'{c}', {_json_value('e.' + chr(34) + c + chr(34), t)}" for c, t in columns)
+            rules = (f"select b.claim_id, json_object({fields}) as item from chunk b "
+                     f"join core.eligibility e using (patient_id, service_month) "
+                     f"qualify row_number() over (partition by b.claim_id) = 1")
+    codes = ", ".join(f"'{c}'" for c in INITIATING_VISIT_CODES)
+    return (sql_text("billing/audit_packets.sql").replace("{rules_verdict}", rules)
+            .replace("{initiating_visit_codes}", codes))
+
+
+def _write_manifest(settings: Settings, batch: Batch, path: Path) -> tuple[str, int]:
+    """manifest.json, its "files" object streamed from the per-chunk file tables."""
+    t = batch.totals
+    manifest = {
+        "batch_id": batch.batch_id, "as_of": batch.as_of.isoformat(), "run_id": batch.run_id,
+        "created_at": batch.created_at.isoformat(), "practice": settings.practice_name,
+        "payer": {"name": settings.payer_name, "id": settings.payer_id},
+        "usage_indicator": settings.x12.get("usage_indicator", "T"),
+        "counts": {"claims": t["claims"], "lines": t["lines"], "units": t["units"],
+                   "interchanges": len(batch.interchanges), "audit_packets": t["claims"]},
+        "control_totals": {"claims": t["claims"], "lines": t["lines"], "units": t["units"],
+                           "charges": t["charges_text"], "expected_payment": t["expected_payment_text"]},
+        "interchanges": batch.interchange_rows,
+        "x12_validation": batch.validation,
+    }
+    head = json.dumps(manifest, ensure_ascii=False)
+    f = _HashedFile(path)
+    try:
+        f.write((head[:-1] + ', "files": {').encode("utf-8"))
+        first = True
+        for table in batch.files:
+            frame = pl.from_arrow(table)
+            text = frame.select(pl.concat_str([pl.lit('"'), pl.col("file_name"), pl.lit('": "'), pl.col("sha256"),
+                                               pl.lit('"')]).str.join(", ")).item()
+            if text:
+                f.write(((", " if not first else "") + text).encode("utf-8"))
+                first = False
+        f.write(b"}}\n")
+    finally:
+        digest, size = f.close()
+    return digest, size
+
+
+# -- committing and delivering ----------------------------------------------------------------------
+
+
+# -- files -------------------------------------------------------------------------------------------
+
+
+def _mkdir_private(path: Path) -> None:
+    os.mkdir(path, 0o700)
+    os.chmod(path, 0o700)
+
+

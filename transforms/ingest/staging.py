@@ -1,0 +1,56 @@
+"""Staging: the current state per key (sql/staging/), built from raw in full or
+for the keys that the drops loaded since the last build touched."""
+from __future__ import annotations
+
+import duckdb
+
+from transforms.contract import LOAD_ORDER
+from transforms.warehouse import run_sql, table_exists
+
+
+STAGING_TABLES = (*LOAD_ORDER, "activity_versions", "rejected_rows")
+
+
+def build_staging(con: duckdb.DuckDBPyConnection, incremental: bool = False) -> dict:
+    """Current state per key (newest drop wins, voids out, unknown patients and
+    staff held in staging.rejected_rows).
+
+    Full (the default, and whenever staging is incomplete): every table from all
+    of raw, sql/staging/<table>.sql. Incremental: only the keys that the drops
+    loaded since staging was last built touch, plus the rows that waited for a
+    patient or staff member those drops describe (sql/staging/incremental/).
+    staging.staged_drops records which loaded drops staging reflects, so a run
+    that failed between loading and staging is caught up by the next one.
+    """
+
+    # staging built before staging.staged_drops existed is rebuilt in full once
+    complete = all(table_exists(con, "staging", t) for t in (*STAGING_TABLES, "staged_drops"))
+    con.execute("create table if not exists staging.staged_drops "
+                "(drop_name varchar primary key, staged_at timestamptz not null)")
+    loaded = [r[0] for r in con.execute(
+        "select distinct drop_name from raw.loaded_files order by 1").fetchall()] \
+        if table_exists(con, "raw", "loaded_files") else []
+    if incremental and complete:
+        staged = {r[0] for r in con.execute("select drop_name from staging.staged_drops").fetchall()}
+        pending = [d for d in loaded if d not in staged]
+        mode = "incremental"
+        if pending:
+            con.execute("create or replace temp table staging_pending_drops as "
+                        "select unnest(?::varchar[]) as drop_name", [pending])
+            run_sql(con, "staging/incremental/_scope.sql")
+            for table in LOAD_ORDER:
+                run_sql(con, f"staging/incremental/{table}.sql")
+            for temp in ("staging_pending_drops", "new_patients", "new_staff", *(f"recheck_{t}" for t in LOAD_ORDER)):
+                con.execute(f"drop table {temp}")
+    else:
+        mode = "full"
+        pending = loaded
+        for table in LOAD_ORDER:
+            run_sql(con, f"staging/{table}.sql")
+        con.execute("delete from staging.staged_drops")
+    if pending:
+        con.execute("insert into staging.staged_drops select unnest(?::varchar[]), now()", [pending])
+    counts = {t: con.execute(f"select count(*) from staging.{t}").fetchone()[0] for t in LOAD_ORDER}
+    counts["rejected_rows"] = con.execute("select count(*) from staging.rejected_rows").fetchone()[0]
+    counts["mode"] = mode
+    return counts
