@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from transforms.core.codes import assign_codes
-from transforms.contract import LOAD_ORDER
 from transforms.core.minutes import compute_minutes
 from transforms.settings import Settings, load_settings
-from transforms.warehouse import connect, ensure_schema, run_sql
+from transforms.ingest.staging import build_staging
+from transforms.warehouse import connect, ensure_schema
 
 DOCTOR_NPI = "1111111112"      # the billing practitioner named by the default consent
 OTHER_NP_NPI = "2222222228"    # a practitioner no consent names
@@ -130,8 +130,7 @@ class Practice:
 
     # -- stages ------------------------------------------------------------
     def run(self, as_of: str = "2026-06-30") -> tuple[dict, dict]:
-        for table in LOAD_ORDER:
-            run_sql(self.con, f"staging/{table}.sql")
+        build_staging(self.con)
         minutes = compute_minutes(self.con, self.settings)
         billing = assign_codes(self.con, self.settings, date.fromisoformat(as_of))
         return minutes, billing

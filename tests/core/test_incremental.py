@@ -11,10 +11,9 @@ import yaml
 
 from core_fixtures import Practice, settings_with
 from transforms.core import incremental
-from transforms.contract import LOAD_ORDER
 from transforms.core.minutes import compute_minutes
 from transforms.paths import RULES_DIR
-from transforms.warehouse import run_sql
+from transforms.ingest.staging import build_staging
 
 CORE_TABLES = ("month_consent", "activity_minutes", "patient_month_minutes", "eligibility", "code_choice",
                "patient_month", "code_lines")
@@ -160,8 +159,7 @@ def test_codes_catch_up_on_every_patient_minutes_touched_since_they_last_ran(pra
     practice.run()
     practice.drop = "2026-03-02"
     practice.log("P1", "RN", MARCH, 5, day=20)
-    for table in LOAD_ORDER:
-        run_sql(practice.con, f"staging/{table}.sql")
+    build_staging(practice.con)
     compute_minutes(practice.con, practice.settings)  # the codes stage of that night failed
     practice.drop = "2026-03-03"
     practice.log("P2", "RN", MARCH, 5, day=21)

@@ -8,7 +8,8 @@ from pathlib import Path
 import duckdb
 
 from transforms.settings import load_settings
-from transforms.warehouse import connect, ensure_schema, run_sql
+from transforms.ingest import staging
+from transforms.warehouse import connect, ensure_schema
 
 TZ = "America/New_York"
 SETTINGS = load_settings()
@@ -19,7 +20,6 @@ SPECIFIC_NOTE = (
     "Discussed medication side effects and reviewed blood pressure log. "
     "Adjusted timing of evening dose. Duration: 8 minutes."
 )
-STAGING_ORDER = ("patients", "staff", "conditions", "consents", "care_plans", "encounters", "activities")
 
 
 def new_warehouse(folder: Path) -> duckdb.DuckDBPyConnection:
@@ -77,8 +77,7 @@ def add_activity(
 
 
 def build_staging(con) -> None:
-    for table in STAGING_ORDER:
-        run_sql(con, f"staging/{table}.sql")
+    staging.build_staging(con)
 
 
 def base_drop(con, drop: str = "2026-02-03") -> None:

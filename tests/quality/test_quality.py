@@ -21,7 +21,6 @@ from quality_fixtures import (
     VAGUE_NOTE,
     add_activity,
     add_patient,
-    add_staff,
     base_drop,
     build_staging,
     flag,

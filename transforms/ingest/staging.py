@@ -1,12 +1,21 @@
-"""Staging: the current state per key (sql/staging/), built from raw in full or
-for the keys that the drops loaded since the last build touched."""
+"""Staging: the current state per key (sql/staging/), from raw, in full or for
+the keys the drops loaded since the last build touched.
+
+Each table has one definition, sql/staging/<table>.sql, which replaces the
+rows of the keys in scope. The scope is two macros the file calls:
+in_scope(<key columns>) and in_scope_record(record_key) (for the table's part
+of staging.rejected_rows). A full build makes both `true`, so the optimizer
+drops the filter; an incremental build makes them look the key up in the
+recheck_<table> temp tables that sql/staging/_scope.sql fills. Either way the
+file, and so the rule, is the same: tests/ingest/test_ingest_incremental.py
+checks incremental builds against full ones on random multi-drop landings.
+"""
 from __future__ import annotations
 
 import duckdb
 
-from transforms.contract import LOAD_ORDER
+from transforms.contract import LOAD_ORDER, TABLES
 from transforms.warehouse import run_sql, table_exists
-
 
 STAGING_TABLES = (*LOAD_ORDER, "activity_versions", "rejected_rows")
 
@@ -15,18 +24,15 @@ def build_staging(con: duckdb.DuckDBPyConnection, incremental: bool = False) -> 
     """Current state per key (newest drop wins, voids out, unknown patients and
     staff held in staging.rejected_rows).
 
-    Full (the default, and whenever staging is incomplete): every table from all
-    of raw, sql/staging/<table>.sql. Incremental: only the keys that the drops
-    loaded since staging was last built touch, plus the rows that waited for a
-    patient or staff member those drops describe (sql/staging/incremental/).
-    staging.staged_drops records which loaded drops staging reflects, so a run
-    that failed between loading and staging is caught up by the next one.
+    Full (the default, and whenever staging is incomplete): every key of every
+    table from all of raw. Incremental: only the keys that the drops loaded
+    since staging was last built touch, plus the rows that waited for a patient
+    or staff member those drops describe. staging.staged_drops records which
+    loaded drops staging reflects, so a run that failed between loading and
+    staging is caught up by the next one.
     """
-
     # staging built before staging.staged_drops existed is rebuilt in full once
     complete = all(table_exists(con, "staging", t) for t in (*STAGING_TABLES, "staged_drops"))
-    con.execute("create table if not exists staging.staged_drops "
-                "(drop_name varchar primary key, staged_at timestamptz not null)")
     loaded = [r[0] for r in con.execute(
         "select distinct drop_name from raw.loaded_files order by 1").fetchall()] \
         if table_exists(con, "raw", "loaded_files") else []
@@ -37,16 +43,19 @@ def build_staging(con: duckdb.DuckDBPyConnection, incremental: bool = False) -> 
         if pending:
             con.execute("create or replace temp table staging_pending_drops as "
                         "select unnest(?::varchar[]) as drop_name", [pending])
-            run_sql(con, "staging/incremental/_scope.sql")
+            run_sql(con, "staging/_scope.sql")
             for table in LOAD_ORDER:
-                run_sql(con, f"staging/incremental/{table}.sql")
+                _stage(con, table, full=False)
             for temp in ("staging_pending_drops", "new_patients", "new_staff", *(f"recheck_{t}" for t in LOAD_ORDER)):
                 con.execute(f"drop table {temp}")
     else:
         mode = "full"
         pending = loaded
+        for table in STAGING_TABLES:
+            con.execute(f"drop table if exists staging.{table}")
+        run_sql(con, "staging/_schema.sql")
         for table in LOAD_ORDER:
-            run_sql(con, f"staging/{table}.sql")
+            _stage(con, table, full=True)
         con.execute("delete from staging.staged_drops")
     if pending:
         con.execute("insert into staging.staged_drops select unnest(?::varchar[]), now()", [pending])
@@ -54,3 +63,22 @@ def build_staging(con: duckdb.DuckDBPyConnection, incremental: bool = False) -> 
     counts["rejected_rows"] = con.execute("select count(*) from staging.rejected_rows").fetchone()[0]
     counts["mode"] = mode
     return counts
+
+
+def _stage(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
+    """Set the scope macros for one table's key, then run its file."""
+    key = TABLES[table].key
+    args = ", ".join(f"k{i}" for i in range(len(key)))
+    record = " || '|' || ".join(f"k{i}" for i in range(len(key)))
+    con.execute(f"create or replace temp macro record_key({args}) as {record}")
+    if full:
+        con.execute(f"create or replace temp macro in_scope({args}) as true")
+        con.execute("create or replace temp macro in_scope_record(r) as true")
+    else:
+        columns = ", ".join(key)
+        probe = f"({args})" if len(key) > 1 else args
+        con.execute(f"create or replace temp macro in_scope({args}) as "
+                    f"{probe} in (select {columns} from recheck_{table})")
+        con.execute(f"create or replace temp macro in_scope_record(r) as "
+                    f"r in (select record_key({columns}) from recheck_{table})")
+    run_sql(con, f"staging/{table}.sql")

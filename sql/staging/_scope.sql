@@ -1,5 +1,5 @@
 -- The keys whose staging rows may change with the drops not staged yet
--- (temp table staging_pending_drops, from transforms.ingest.build_staging):
+-- (temp table staging_pending_drops, from transforms/ingest/staging.py):
 -- every key with a row in those drops (raw holds only new and changed rows),
 -- and every key with a row naming a patient or staff member those drops
 -- describe for the first time (rows that waited in staging.rejected_rows).
