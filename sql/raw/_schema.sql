@@ -19,6 +19,9 @@ create table if not exists raw.loaded_files (
     loaded_at   timestamptz not null,
     primary key (drop_name, table_name)
 );
+-- The contract's evidence columns the file did not have (transforms/contract.py
+-- TableSpec.evidence): what it would prove is reported as missing evidence.
+alter table raw.loaded_files add column if not exists absent_columns varchar[];
 
 -- What each loaded file held, row by row: rows_read = rows_new + rows_changed
 -- + rows_unchanged + rows_quarantined. Only new and changed rows are stored in
