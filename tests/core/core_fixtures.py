@@ -129,7 +129,7 @@ class Practice:
         return self
 
     # -- stages ------------------------------------------------------------
-    def run(self, as_of: str = "2026-06-30") -> tuple[dict, dict]:
+    def run(self, as_of: str = "2025-12-31") -> tuple[dict, dict]:
         for table in LOAD_ORDER:
             run_sql(self.con, f"staging/{table}.sql")
         minutes = compute_minutes(self.con, self.settings)
