@@ -75,12 +75,15 @@ care_plans as (
         pm.service_month,
         bool_or(cp.established_date <= pm.month_end) as has_care_plan,
         -- a copy given to the patient by the month end; judged only where exported
-        bool_or(cp.established_date <= pm.month_end and cp.shared_with_patient_date <= pm.month_end) as plan_shared,
-        bool_or(cp.established_date <= pm.month_end
-                and not coalesce(list_contains(cp._absent_columns, 'shared_with_patient_date'), true)) as shared_exported,
-        bool_or(cp.established_date <= pm.month_end and nullif(trim(cp.goals), '') is not null) as plan_goals,
-        bool_or(cp.established_date <= pm.month_end
-                and not coalesce(list_contains(cp._absent_columns, 'goals'), true)) as goals_exported,
+        coalesce(bool_or(cp.established_date <= pm.month_end and cp.shared_with_patient_date <= pm.month_end),
+                 false) as plan_shared,
+        coalesce(bool_or(cp.established_date <= pm.month_end
+                         and not coalesce(list_contains(cp._absent_columns, 'shared_with_patient_date'), true)), false)
+            as shared_exported,
+        coalesce(bool_or(cp.established_date <= pm.month_end and nullif(trim(cp.goals), '') is not null), false)
+            as plan_goals,
+        coalesce(bool_or(cp.established_date <= pm.month_end
+                         and not coalesce(list_contains(cp._absent_columns, 'goals'), true)), false) as goals_exported,
         -- the condition a PCM plan targets: the newest plan in effect that names one
         arg_max(cp.focus_icd10, (cp.established_date, cp.plan_id))
             filter (where cp.established_date <= pm.month_end and cp.focus_icd10 is not null) as plan_focus_icd10,
@@ -178,7 +181,10 @@ checked as (
         pf.pcm_focus_icd10,
         -- a PCM claim's diagnoses: the focus condition first, then the chronic ones
         case when pf.pcm_focus_icd10 is not null
-             then list_distinct(list_concat(pf.focus_icd10_codes, coalesce(cc.qualifying_icd10, []::varchar[])))
+             then list_filter(list_concat(pf.focus_icd10_codes, coalesce(cc.qualifying_icd10, []::varchar[])),
+                              lambda code, i: list_position(
+                                  list_concat(pf.focus_icd10_codes, coalesce(cc.qualifying_icd10, []::varchar[])),
+                                  code) = i)
         end as pcm_icd10,
         -- evidence findings, each [rule, finding]: held or warned by configuration
         list_filter([
