@@ -255,6 +255,9 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  recovered an interrupted batch: {b}")
     if m := summary.get("marts"):
         lines.append(f"  worklist ({m['worklist_rows']} patients short this month): {m['worklist_csv']}")
+        if m.get("timely_filing_due"):
+            lines.append(f"  months near the 12-month filing limit, not billed: {m['timely_filing_due']} "
+                         "(first on the worklist)")
         lines.append(f"  report: {m['report_html']}")
     lines.append(f"  warehouse: {summary['warehouse']}")
     return "\n".join(lines)

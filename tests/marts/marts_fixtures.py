@@ -51,11 +51,15 @@ create table core.patient_month (
     qualifying_icd10 varchar[], eligible boolean, code_set varchar, billed_codes varchar,
     expected_payment decimal(10,2), charge_amount decimal(10,2), date_of_service date,
     reasons_not_billed varchar[], next_threshold_minutes integer, minutes_to_next_threshold integer,
-    month_closed boolean);
+    month_closed boolean, excluded_inpatient_stay integer, excluded_before_initiating_visit integer,
+    initiating_visit_date date, evidence_gaps varchar[], fee_schedule_amount decimal(10,2),
+    allowed_amount decimal(10,2), patient_responsibility decimal(10,2), timely_filing_deadline date,
+    timely_filing_status varchar);
 create table core.code_lines (
     patient_id varchar, service_month date, billing_npi varchar, billing_provider_npi varchar, cpt_code varchar,
     units integer, minutes integer, charge_amount decimal(10,2), expected_payment decimal(10,2),
-    date_of_service date, line_number integer, icd10_codes varchar[]);
+    date_of_service date, line_number integer, icd10_codes varchar[], fee_schedule_amount decimal(10,2),
+    allowed_amount decimal(10,2), patient_responsibility decimal(10,2));
 create table core.activity_minutes (
     activity_id varchar, patient_id varchar, staff_id varchar, role_class varchar, service_month date,
     activity_date date, duration_minutes integer, countable_minutes integer, counted_as varchar,
@@ -78,7 +82,9 @@ DEC, JAN, FEB = date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)
 def patient_month(patient_id: str, month: date, minutes: int, *, eligible: bool = True, codes: str | None = None,
                   payment: str | None = None, reasons: list[str] | None = None, held: int = 0,
                   before_consent: int = 0, next_threshold: int | None = 20, to_next: int | None = None,
-                  closed: bool = True) -> dict:
+                  closed: bool = True, filing: tuple[date, str] | None = None) -> dict:
+    """The amounts are what the marts pass through (fee = charge = allowed = `payment`), not
+    Medicare's arithmetic, which the core tests prove. filing: (deadline, status)."""
     if to_next is None and next_threshold is not None:
         to_next = next_threshold - minutes
     return dict(
@@ -90,7 +96,11 @@ def patient_month(patient_id: str, month: date, minutes: int, *, eligible: bool 
         eligible=eligible, code_set="ccm" if codes else None, billed_codes=codes,
         expected_payment=Decimal(payment) if payment else None, charge_amount=Decimal(payment) if payment else None,
         date_of_service=(month.replace(day=28) if codes else None), reasons_not_billed=reasons or [],
-        next_threshold_minutes=next_threshold, minutes_to_next_threshold=to_next, month_closed=closed)
+        next_threshold_minutes=next_threshold, minutes_to_next_threshold=to_next, month_closed=closed,
+        excluded_inpatient_stay=0, excluded_before_initiating_visit=0, initiating_visit_date=date(2025, 5, 20),
+        evidence_gaps=[], fee_schedule_amount=Decimal(payment) if payment else None,
+        allowed_amount=Decimal(payment) if payment else None, patient_responsibility=None,
+        timely_filing_deadline=filing[0] if filing else None, timely_filing_status=filing[1] if filing else "ok")
 
 
 PATIENT_MONTHS = [
@@ -151,9 +161,9 @@ def build_warehouse(path: Path, extra_columns: bool = False) -> duckdb.DuckDBPyC
         con.execute(f"insert into core.patient_month ({', '.join(cols)}) values ({', '.join('?' * len(cols))})",
                     [pm[c] for c in cols])
     con.executemany(
-        "insert into core.code_lines values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into core.code_lines values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
         [[p, m, MD_NPI, GROUP_NPI, code, units, mins, Decimal(ch), Decimal(pay), m.replace(day=28), line,
-          ["E119", "I10"]] for p, m, code, units, mins, ch, pay, line in CODE_LINES])
+          ["E119", "I10"], Decimal(ch), Decimal(ch)] for p, m, code, units, mins, ch, pay, line in CODE_LINES])
 
     con.executemany("insert into staging.patients values (?, ?, ?, ?, ?)",
                     [[p, MBI[p], first, last, "medicaid" if p == "P5" else "medicare_part_b"]
@@ -271,14 +281,23 @@ with patient_months as (    -- core.patient_month, column by column
         coalesce(excluded_held_documentation, 0)::integer as excluded_held_documentation,
         coalesce(excluded_voided, 0)::integer as excluded_voided,
         coalesce(excluded_duplicate, 0)::integer as excluded_duplicate,
+        coalesce(excluded_inpatient_stay, 0)::integer as excluded_inpatient_stay,
+        coalesce(excluded_before_initiating_visit, 0)::integer as excluded_before_initiating_visit,
         chronic_condition_count::integer as chronic_condition_count,
         qualifying_icd10::varchar[] as qualifying_icd10,
+        initiating_visit_date::date as initiating_visit_date,
         coalesce(eligible, false) as eligible,
+        coalesce(evidence_gaps, []::varchar[])::varchar[] as evidence_gaps,
         code_set,
         nullif(trim(billed_codes), '') as codes,
-        expected_payment::decimal(10, 2) as expected_payment,
+        fee_schedule_amount::decimal(10, 2) as fee_schedule_amount,
         charge_amount::decimal(10, 2) as charge_amount,
+        allowed_amount::decimal(10, 2) as allowed_amount,
+        expected_payment::decimal(10, 2) as expected_payment,
+        patient_responsibility::decimal(10, 2) as patient_responsibility,
         date_of_service::date as date_of_service,
+        timely_filing_deadline::date as timely_filing_deadline,
+        timely_filing_status::varchar as timely_filing_status,
         coalesce(reasons_not_billed, []::varchar[])::varchar[] as reasons_not_billed,
         next_threshold_minutes::integer as next_threshold_minutes,
         minutes_to_next_threshold::integer as minutes_to_next_threshold
@@ -294,9 +313,11 @@ ledger as (                 -- one row per patient-month ever billed (the ledger
 ledger_lines as (           -- what went out on the claim, base code first
     select patient_id, service_month,
            string_agg(cpt_code || case when units > 1 then 'x' || units else '' end, ' '
-                      order by expected_payment / greatest(units, 1) desc, cpt_code) as billed_codes,
+                      order by line_number, cpt_code) as billed_codes,
            sum(charge_amount)::decimal(10, 2) as billed_charge_amount,
-           sum(expected_payment)::decimal(10, 2) as billed_expected_payment
+           sum(allowed_amount)::decimal(10, 2) as billed_allowed_amount,
+           sum(expected_payment)::decimal(10, 2) as billed_expected_payment,
+           sum(patient_responsibility)::decimal(10, 2) as billed_patient_responsibility
     from billing.ledger_lines
     group by patient_id, service_month
 ),
@@ -307,10 +328,10 @@ practitioners as (
     select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id
 ),
 observed_fees as (          -- the base code's fee the rules engine used, per rules year
-    select pm.rules_year, mode(round(cl.expected_payment / cl.units, 2)) as fee
+    select pm.rules_year, mode(round(cl.fee_schedule_amount / cl.units, 2)) as fee
     from core.code_lines cl
     join patient_months pm using (patient_id, service_month)
-    where cl.cpt_code = '99490' and cl.units > 0 and cl.expected_payment is not null
+    where cl.cpt_code = '99490' and cl.units > 0 and cl.fee_schedule_amount is not null
     group by pm.rules_year
 ),
 reference_fees as (         -- the rules files' amount, for a year nothing was coded in yet
@@ -329,7 +350,8 @@ classified as (
             20) as base_threshold,
         l.patient_id is not null as billed,
         l.batch_id, l.claim_id, l.billed_run_id, l.billed_at,
-        ll.billed_codes, ll.billed_charge_amount, ll.billed_expected_payment,
+        ll.billed_codes, ll.billed_charge_amount, ll.billed_allowed_amount, ll.billed_expected_payment,
+        ll.billed_patient_responsibility,
         r.patient_id is not null as needs_review,
         s.full_name as billing_practitioner_name,
         coalesce(o.fee, f.fee)::decimal(10, 2) as base_code_fee
@@ -388,16 +410,26 @@ select
     excluded_held_documentation,
     excluded_voided,
     excluded_duplicate,
+    excluded_inpatient_stay,
+    excluded_before_initiating_visit,
     excluded_face_to_face + excluded_non_clinical_role + excluded_before_consent + excluded_after_revocation
-        + excluded_held_documentation + excluded_voided + excluded_duplicate as excluded_minutes,
+        + excluded_held_documentation + excluded_voided + excluded_duplicate + excluded_inpatient_stay
+        + excluded_before_initiating_visit as excluded_minutes,
     chronic_condition_count,
     qualifying_icd10,
+    initiating_visit_date,
     eligible,
+    evidence_gaps,
     code_set,
     codes,
+    fee_schedule_amount,
     charge_amount,
+    allowed_amount,
     expected_payment,
+    patient_responsibility,
     date_of_service,
+    timely_filing_deadline,
+    timely_filing_status,
     reasons_not_billed,
     reason_codes,
     next_threshold_minutes,
@@ -410,7 +442,9 @@ select
     billed_at,
     billed_codes,
     billed_charge_amount,
+    billed_allowed_amount,
     billed_expected_payment,
+    billed_patient_responsibility,
     needs_review,
     left_on_table_reason,
     case
@@ -554,6 +588,19 @@ gaps as (
     from candidates
     where next_threshold_minutes is not null
 ),
+filing_due as (             -- closed, not billed, the filing limit near
+    select patient_id, service_month, billing_npi, billing_provider_npi, billing_staff_id, billing_practitioner_name,
+           countable_minutes, clinical_staff_minutes, practitioner_minutes, excluded_held_documentation,
+           next_threshold_minutes, minutes_to_next_threshold as gap, codes, expected_payment,
+           'timely_filing_due' as worklist_status, timely_filing_deadline, reasons_not_billed
+    from ref.patient_month
+    where timely_filing_status = 'due_soon' and month_closed and not billed
+),
+listed as (
+    select *, null::date as timely_filing_deadline, null::varchar[] as reasons_not_billed from gaps where gap > 0
+    union all by name
+    select * from filing_due
+),
 last_contact as (
     select a.patient_id, max(a.activity_date) as last_contact_date
     from core.activity_minutes a, open_month o
@@ -568,9 +615,10 @@ patients as (
 select
     o.as_of,
     g.service_month,
-    (o.month_end - o.as_of)::integer as days_left_in_month,
-    row_number() over (order by g.gap, o.month_end - o.as_of, g.next_threshold_minutes,
-                                lc.last_contact_date nulls first, g.patient_id)::integer as priority,
+    case when g.worklist_status <> 'timely_filing_due' then (o.month_end - o.as_of)::integer end as days_left_in_month,
+    row_number() over (order by g.worklist_status = 'timely_filing_due' desc, g.timely_filing_deadline,
+                                g.gap, o.month_end - o.as_of, g.next_threshold_minutes,
+                                lc.last_contact_date nulls first, g.service_month, g.patient_id)::integer as priority,
     g.patient_id,
     p.patient_name,
     g.worklist_status,
@@ -587,12 +635,13 @@ select
     g.codes as codes_so_far,
     g.expected_payment as expected_payment_so_far,
     lc.last_contact_date,
-    (o.as_of - lc.last_contact_date)::integer as days_since_last_contact
-from gaps g
+    (o.as_of - lc.last_contact_date)::integer as days_since_last_contact,
+    g.timely_filing_deadline,
+    g.reasons_not_billed
+from listed g
 cross join open_month o
 left join last_contact lc using (patient_id)
 left join patients p using (patient_id)
-where g.gap > 0
 """,
 }
 
@@ -631,7 +680,8 @@ def add_edge_cases(con: duckdb.DuckDBPyConnection) -> None:
     # 2024's only observed fee
     rows.append(patient_month("E14", nov, 21, codes="99490", payment="55.00"))
     rows[-1]["rules_year"] = 2024
-    con.execute("insert into core.code_lines values ('E14', ?, ?, ?, '99490', 1, 21, 55.00, 55.00, ?, 1, ['E119'])",
+    con.execute("insert into core.code_lines values ('E14', ?, ?, ?, '99490', 1, 21, 55.00, 55.00, ?, 1, ['E119'], "
+                "55.00, 55.00, null)",
                 [nov, MD_NPI, GROUP_NPI, date(2025, 11, 30)])
     for pm in rows:
         cols = list(pm)

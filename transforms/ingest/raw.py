@@ -228,7 +228,7 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
     counts: dict[str, tuple[int, int]] = {}
     bad_total = 0
     lines: list[str] = []
-    loaded_files, loaded_file_rows = [], []
+    loaded_files, loaded_file_rows, file_columns = [], [], []
     for lf in files:
         frame = read_strings(lf, settings)
         spec = TABLES[lf.table]
@@ -262,15 +262,17 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
             stored, new, bad_rows = _store_unseen(con, lf, spec, select, rows, run_id, lines)
         good = frame.height - bad_rows
         loaded_files.append([lf.drop, lf.table, lf.path.name, checksums[lf.path].result(), frame.height, stored,
-                             bad_rows, run_id, datetime.now(timezone.utc), absent])
+                             bad_rows, run_id, datetime.now(timezone.utc)])
+        if spec.evidence:
+            file_columns.append([lf.drop, lf.table, absent, run_id])
         loaded_file_rows.append([lf.drop, lf.table, frame.height, new, stored - new, good - stored, bad_rows, run_id])
         counts[lf.table] = (stored, good - stored)
         bad_total += bad_rows
         log.info("loaded %s/%s: %d rows stored, %d unchanged, %d quarantined",
                  lf.drop, lf.path.name, stored, good - stored, bad_rows)
-    con.executemany("insert into raw.loaded_files (drop_name, table_name, file_name, sha256, rows_read, rows_loaded, "
-                    "rows_quarantined, run_id, loaded_at, absent_columns) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    loaded_files)
+    con.executemany("insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)", loaded_files)
+    if file_columns:
+        con.executemany("insert into raw.loaded_file_columns values (?, ?, ?, ?)", file_columns)
     con.executemany("insert into raw.loaded_file_rows values (?, ?, ?, ?, ?, ?, ?, ?)", loaded_file_rows)
     return counts, bad_total, lines
 
