@@ -322,7 +322,9 @@ def _charges(billing: dict, path: Path, problems: list[str]) -> tuple[dict[str, 
     if inline and master:
         problems.append("billing.charges and billing.charge_master: give one of them, not both")
     if master:
-        file = (path.parent / str(master)).resolve()
+        # beside the configuration, else the shipped one (the sample names the sample beside it)
+        file = next((f for f in ((path.parent / str(master)).resolve(), (SAMPLE_CONFIG.parent / str(master)).resolve())
+                     if f.is_file()), (path.parent / str(master)).resolve())
         try:
             with file.open(encoding="utf-8-sig", newline="") as fh:
                 rows = list(csv.DictReader(fh))

@@ -532,3 +532,34 @@ def test_views_return_exactly_what_their_straightforward_definitions_return(con,
         assert mine == _as_multiset(con, f"select * from ref.{name}"), name
     assert con.execute("select priority, patient_id from marts.threshold_worklist order by priority").fetchall() \
         == con.execute("select priority, patient_id from ref.threshold_worklist order by priority").fetchall()
+
+
+def test_a_closed_unbilled_month_near_its_filing_limit_heads_the_worklist(con, tmp_path):
+    # February 2025 (date of service 2025-02-28): the limit is 2026-02-28; on 2026-02-10 the month is
+    # older than 11 months (after 2026-01-28), so the codes stage marks it due_soon
+    from marts_fixtures import patient_month
+    feb_2025 = date(2025, 2, 1)
+    due = patient_month("P3", feb_2025, 12, held=10, reasons=["below_threshold: 12 of 20 minutes"],
+                        filing=(date(2026, 2, 28), "due_soon"))
+    billed = patient_month("P1", feb_2025, 25, codes="99490", payment="60.49", filing=(date(2026, 2, 28), "due_soon"))
+    for pm in (due, billed):
+        con.execute(f"insert into core.patient_month ({', '.join(pm)}) values ({', '.join('?' * len(pm))})",
+                    list(pm.values()))
+    con.execute("insert into billing.ledger (patient_id, service_month, batch_id, claim_id, billing_npi, "
+                "billing_provider_npi, billed_codes, units, charge_amount, date_of_service, run_id, committed_at) "
+                "values ('P1', ?, 'B-FEB25', 'C-FEB25-P1', 'x', 'y', '99490', 1, 60.49, ?, 'r', now())",
+                [feb_2025, date(2025, 2, 28)])
+    summary = build_marts(con, load_settings(), RUN_2, AS_OF, tmp_path / "runs" / RUN_2)
+    first = worklist(con, AS_OF)[0]
+    assert {k: first[k] for k in ("priority", "patient_id", "service_month", "worklist_status",
+                                  "timely_filing_deadline", "reasons_not_billed", "days_left_in_month",
+                                  "held_minutes")} == {
+        "priority": 1, "patient_id": "P3", "service_month": feb_2025, "worklist_status": "timely_filing_due",
+        "timely_filing_deadline": date(2026, 2, 28), "reasons_not_billed": ["below_threshold: 12 of 20 minutes"],
+        "days_left_in_month": None, "held_minutes": 10}
+    # the billed one is not listed; the open month's patients follow, counted as before
+    assert [r["patient_id"] for r in worklist(con, AS_OF)] == ["P3", "P1", "P2", "P3", "P9", "P7"]
+    assert summary["worklist_rows"] == 5 and summary["timely_filing_due"] == 1
+    with open(summary["worklist_csv"], newline="", encoding="utf-8") as fh:
+        table = list(csv.reader(fh))
+    assert table[1][table[0].index("reasons_not_billed")] == "below_threshold: 12 of 20 minutes"

@@ -117,7 +117,7 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
         allowed = ", ".join(f"'{e}'" for e in CONSENT_ELEMENTS)
         problems.append((f'"_t_elements_explained" is not null and not list_bool_and(list_transform('
                          f'string_split("_t_elements_explained", \';\'), lambda e: e in ({allowed})))',
-                         "elements_explained", f"not a ';'-separated list of {'/'.join(CONSENT_ELEMENTS)}"))
+                         "elements_explained", f"not a list (; between) of {'/'.join(CONSENT_ELEMENTS)}"))
 
     any_problem = " or ".join(f"coalesce({cond}, false)" for cond, _, _ in problems) or "false"
     absent_sql = "[" + ", ".join(f"'{c}'" for c in sorted(absent or [])) + "]::varchar[]"
