@@ -81,3 +81,60 @@ def test_config_error_via_cli_exits_nonzero_with_one_line(tmp_path, capsys):
     assert rc == 2
     assert capsys.readouterr().err.strip() == f"{path}: practice.time_zone: unknown time zone 'Nowhere/Land' (use an IANA name such as America/New_York)"
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_the_sample_ships_a_charge_master_and_second_pass_defaults():
+    settings = load_settings(None)
+    assert settings.charge_master.name == "charge_master.sample.csv"
+    assert settings.charges["99490"] == 95.0 and len(settings.charges) == 10
+    assert settings.evidence == {"care_plan_shared": "hold", "consent_elements": "hold", "consent_obtained_by": "hold",
+                                 "staff_credential": "hold", "staff_supervising_npi": "warn",
+                                 "care_plan_goals": "warn"}
+    assert (settings.locality, settings.timely_filing_warn_months, settings.revocation_effective) == (
+        None, 11, "revocation_date")
+    assert settings.qualifying_apm_participants_in(2026) == frozenset()
+
+
+def test_qualifying_apm_participants_by_year_or_for_every_year(tmp_path):
+    by_year = load_settings(write_config(tmp_path, lambda c: c["billing"].update(
+        qualifying_apm_participants={2026: ["1345678902"]})))
+    assert by_year.qualifying_apm_participants_in(2026) == {"1345678902"}
+    assert by_year.qualifying_apm_participants_in(2027) == frozenset()
+    every = load_settings(write_config(tmp_path, lambda c: c["billing"].update(
+        qualifying_apm_participants=["1345678902"])))
+    assert every.qualifying_apm_participants_in(2031) == {"1345678902"}
+
+
+def test_a_charge_master_beside_the_configuration(tmp_path):
+    (tmp_path / "charges.csv").write_text("cpt_code,charge_amount\n99490,120.00\n99439,85\n")
+    settings = load_settings(write_config(tmp_path, lambda c: c["billing"].update(charge_master="charges.csv")))
+    assert settings.charges == {"99490": 120.0, "99439": 85.0}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(locality={"mac": "125", "locality": "01"}), "billing.locality: {mac: <5-digit MAC number>"),
+        (dict(qualifying_apm_participants={2026: ["1234567890"]}),
+         "billing.qualifying_apm_participants: '1234567890' fails the NPI check digit"),
+        (dict(timely_filing_warn_after_months=12), "billing.timely_filing_warn_after_months: a whole number of "
+                                                   "months from 1 to 11"),
+        (dict(evidence={"care_plan_shared": "ignore"}), "billing.evidence.care_plan_shared: must be hold or warn"),
+        (dict(evidence={"care_plan_colour": "hold"}), "billing.evidence.care_plan_colour: unknown rule"),
+        (dict(revocation_effective="next_year"), "billing.revocation_effective: revocation_date"),
+        (dict(charges={"99490": 95.0}), "billing.charges and billing.charge_master: give one of them, not both"),
+        (dict(charge_master="missing.csv"), "billing.charge_master: "),
+    ],
+)
+def test_second_pass_settings_are_validated_one_line_each(tmp_path, change, message):
+    path = write_config(tmp_path, lambda c: c["billing"].update(change))
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert len(err.value.problems) == 1 and message in err.value.problems[0]
+
+
+def test_a_bad_charge_master_row_names_the_file_line_and_column(tmp_path):
+    (tmp_path / "charges.csv").write_text("cpt_code,charge_amount\n99490,abc\n")
+    path = write_config(tmp_path, lambda c: c["billing"].update(charge_master="charges.csv"))
+    with pytest.raises(ConfigError, match=r"charges.csv line 2, column charge_amount: 'abc' is not an amount"):
+        load_settings(path)

@@ -54,13 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {len(result.drops)} drops, {result.activities_total} activity rows to {result.out}")
         return 0
 
+    from transforms.core.rules import RulesError
     from transforms.pipeline import RunRequest, format_summary, run
 
     try:
         settings = load_settings(args.config)
         summary = run(RunRequest(args.landing, args.warehouse, args.claims_dir, args.as_of, args.config, args.strict),
                       settings)
-    except (ConfigError, InputError) as exc:
+    except (ConfigError, InputError, RulesError) as exc:   # a rules file or its GPCI file: one line each
         print(str(exc), file=sys.stderr)
         return EXIT_INPUT
     print(format_summary(summary))

@@ -17,6 +17,11 @@ class TableSpec:
     vocab: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # Columns whose values may name a person: never copied into quarantine or logs.
     phi: frozenset[str] = frozenset()
+    # Optional columns that carry audit evidence: whether the file had them is
+    # recorded per row (raw.<table>._absent_columns), because a column the export
+    # carries but leaves empty is missing evidence (a hold), while a column the
+    # export lacks is a gap to report, not a reason to stop billing.
+    evidence: frozenset[str] = frozenset()
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -39,8 +44,10 @@ TABLES: dict[str, TableSpec] = {
             vocab={"sex": ("M", "F", "U"), "primary_payer": PAYERS},
             phi=frozenset({"mbi", "first_name", "last_name", "birth_date", "address_line1", "address_line2"}),
         ),
-        TableSpec("staff", key=("staff_id",), columns=("staff_id", "full_name", "role", "npi"),
-                  optional=frozenset({"npi"})),
+        TableSpec("staff", key=("staff_id",),
+                  columns=("staff_id", "full_name", "role", "npi", "credential", "supervising_npi"),
+                  optional=frozenset({"npi", "credential", "supervising_npi"}),
+                  evidence=frozenset({"credential", "supervising_npi"})),
         TableSpec(
             "conditions",
             key=("patient_id", "icd10_code"),
@@ -50,23 +57,28 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "consents",
             key=("patient_id", "consent_date"),
-            columns=("patient_id", "consent_date", "method", "billing_npi", "revoked_date"),
-            optional=frozenset({"revoked_date"}),
+            columns=("patient_id", "consent_date", "method", "billing_npi", "revoked_date", "obtained_by",
+                     "elements_explained"),
+            optional=frozenset({"revoked_date", "obtained_by", "elements_explained"}),
             vocab={"method": ("written", "verbal")},
+            evidence=frozenset({"obtained_by", "elements_explained"}),
         ),
         TableSpec(
             "care_plans",
             key=("plan_id",),
             columns=("plan_id", "patient_id", "established_date", "revised_date", "revision", "complexity",
-                     "shared_with_patient_date"),
-            optional=frozenset({"revised_date", "shared_with_patient_date"}),
+                     "shared_with_patient_date", "focus_icd10", "goals"),
+            optional=frozenset({"revised_date", "shared_with_patient_date", "focus_icd10", "goals"}),
             vocab={"revision": ("none", "minor", "substantial"), "complexity": ("standard", "complex")},
+            evidence=frozenset({"shared_with_patient_date", "focus_icd10", "goals"}),
         ),
         TableSpec(
             "encounters",
             key=("encounter_id",),
-            columns=("encounter_id", "patient_id", "encounter_date", "cpt_code", "rendering_npi"),
-            optional=frozenset({"rendering_npi"}),
+            columns=("encounter_id", "patient_id", "encounter_date", "cpt_code", "rendering_npi",
+                     "place_of_service", "discharge_date"),
+            optional=frozenset({"rendering_npi", "place_of_service", "discharge_date"}),
+            evidence=frozenset({"place_of_service", "discharge_date"}),
         ),
         TableSpec(
             "activities",
@@ -79,6 +91,9 @@ TABLES: dict[str, TableSpec] = {
         ),
     )
 }
+
+# The consent elements the practitioner must explain and the record must show (MLN909188).
+CONSENT_ELEMENTS = ("availability", "cost_sharing", "one_practitioner", "right_to_stop")
 
 # Load order: reference tables before the ones that point at them.
 LOAD_ORDER = ("patients", "staff", "conditions", "consents", "care_plans", "encounters", "activities")

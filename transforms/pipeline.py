@@ -243,10 +243,14 @@ def format_summary(summary: dict) -> str:
     if c := summary.get("codes"):
         lines.append(f"  patient-months: {c['patient_months']}, eligible {c['eligible']}, "
                      f"billable in closed months {c['billed_closed']}")
+        if fees := c.get("fee_schedule"):
+            lines.append("  fee schedule: " + ", ".join(f"{year} {how}" for year, how in sorted(fees.items())))
+        if (past := (c.get("timely_filing") or {}).get("past")):
+            lines.append(f"  past the 12-month filing limit, never billed: {past} patient-months")
     if cl := summary.get("claims"):
         if cl.get("batch_id"):
             lines.append(f"  claim batch: {cl['path']} ({cl['claims']} claims, {cl['lines']} lines, "
-                         f"charges {cl['charges']:.2f})")
+                         f"charges {cl['charges']:.2f}, expected from Medicare {cl['expected_payment']:.2f})")
         else:
             lines.append("  claim batch: none (nothing new to claim)")
         if cl.get("review_rows_added"):
@@ -255,6 +259,9 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  recovered an interrupted batch: {b}")
     if m := summary.get("marts"):
         lines.append(f"  worklist ({m['worklist_rows']} patients short this month): {m['worklist_csv']}")
+        if m.get("timely_filing_due"):
+            lines.append(f"  months near the 12-month filing limit, not billed: {m['timely_filing_due']} "
+                         "(first on the worklist)")
         lines.append(f"  report: {m['report_html']}")
     lines.append(f"  warehouse: {summary['warehouse']}")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ so a practice fixes its configuration in one pass.
 """
 from __future__ import annotations
 
+import csv
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -18,6 +19,21 @@ from transforms.contract import npi_is_valid
 from transforms.paths import SAMPLE_CONFIG
 
 MAX_GRACE_DAYS = 7  # the contract caps the late-note grace at 7 days
+
+# Evidence an auditor asks for, checked when the export carries its column:
+# hold = the patient-month is not billed until it is documented; warn = billed, reported.
+EVIDENCE_RULES = {
+    "care_plan_shared": "hold",        # care_plans.shared_with_patient_date
+    "consent_elements": "hold",        # consents.elements_explained (all four elements)
+    "consent_obtained_by": "hold",     # consents.obtained_by names a staff member
+    "staff_credential": "hold",        # staff.credential of everyone whose minutes count
+    "staff_supervising_npi": "warn",   # staff.supervising_npi of clinical staff whose minutes count
+    "care_plan_goals": "warn",         # care_plans.goals
+}
+EVIDENCE_POLICIES = ("hold", "warn")
+# When a revocation takes effect: the day it is dated (our stricter default: activities
+# after it do not count) or the end of its calendar month (CMS's reading).
+REVOCATION_EFFECTIVE = ("revocation_date", "end_of_month")
 
 
 class ConfigError(ValueError):
@@ -83,6 +99,16 @@ class Settings:
     # pyx12 reads a whole interchange up to this many claims in the batch; above it, a sample
     # per interchange (our own vectorised edits still cover every claim). See transforms/billing/batch.py.
     x12_full_max_claims: int = 5000
+    charge_master: Path | None = None          # the file `charges` was read from, if any
+    # billing practitioner NPIs who are qualifying APM participants, per service year (None: every year)
+    qualifying_apm_participants: dict[int | None, frozenset[str]] = field(default_factory=dict)
+    locality: tuple[str, str] | None = None    # (MAC, locality number) of CMS's GPCI file; None = national
+    timely_filing_warn_months: int = 11        # flag an unbilled month this many months after its date of service
+    evidence: dict[str, str] = field(default_factory=lambda: dict(EVIDENCE_RULES))
+    revocation_effective: str = "revocation_date"
+
+    def qualifying_apm_participants_in(self, year: int) -> frozenset[str]:
+        return self.qualifying_apm_participants.get(year, self.qualifying_apm_participants.get(None, frozenset()))
 
     def billing_provider_for(self, practitioner_npi: str) -> BillingProvider:
         for bp in self.billing_providers:
@@ -202,6 +228,32 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if not rules_dir.is_dir():
             problems.append(f"billing.rules_dir: {rules_dir} is not a folder")
 
+    charges, charge_master = _charges(billing, path, problems)
+    qp = _qualifying_apm_participants(billing.get("qualifying_apm_participants"), problems)
+    locality = _locality(billing.get("locality"), problems)
+    warn_months = billing.get("timely_filing_warn_after_months", 11)
+    if isinstance(warn_months, bool) or not isinstance(warn_months, int) or not 1 <= warn_months <= 11:
+        problems.append("billing.timely_filing_warn_after_months: a whole number of months from 1 to 11 "
+                        "(the filing limit is 12 months after the date of service)")
+        warn_months = 11
+    evidence = dict(EVIDENCE_RULES)
+    raw_evidence = billing.get("evidence") or {}
+    if not isinstance(raw_evidence, dict):
+        problems.append(f"billing.evidence: a mapping of {', '.join(EVIDENCE_RULES)} to hold or warn")
+        raw_evidence = {}
+    for rule, policy in raw_evidence.items():
+        if rule not in EVIDENCE_RULES:
+            problems.append(f"billing.evidence.{rule}: unknown rule (one of {', '.join(EVIDENCE_RULES)})")
+        elif policy not in EVIDENCE_POLICIES:
+            problems.append(f"billing.evidence.{rule}: must be hold or warn")
+        else:
+            evidence[rule] = policy
+    revocation = billing.get("revocation_effective", "revocation_date")
+    if revocation not in REVOCATION_EFFECTIVE:
+        problems.append("billing.revocation_effective: revocation_date (activities after it do not count) or "
+                        "end_of_month (CMS: the revocation takes effect at the end of its month)")
+        revocation = "revocation_date"
+
     full_max = (raw.get("x12_validation") or {}).get("full_max_claims", 5000)
     if not isinstance(full_max, int) or isinstance(full_max, bool) or full_max < 0:
         problems.append("x12_validation.full_max_claims: must be a whole number of claims, 0 or more")
@@ -246,8 +298,93 @@ def load_settings(path: str | Path | None = None) -> Settings:
         consent_methods=methods,
         date_of_service=dos,
         rules_dir=Path(rules_dir) if rules_dir else None,
-        charges={str(k): float(v) for k, v in (billing.get("charges") or {}).items()},
+        charges=charges,
         documentation=doc,
         vendor=vendor,
         x12_full_max_claims=full_max,
+        charge_master=charge_master,
+        qualifying_apm_participants=qp,
+        locality=locality,
+        timely_filing_warn_months=warn_months,
+        evidence=evidence,
+        revocation_effective=revocation,
     )
+
+
+_CPT = re.compile(r"^[0-9A-Z]{5}$")
+_AMOUNT = re.compile(r"^\d+(\.\d{1,2})?$")
+
+
+def _charges(billing: dict, path: Path, problems: list[str]) -> tuple[dict[str, float], Path | None]:
+    """The practice's charge per unit by code: billing.charge_master (a CSV of cpt_code,charge_amount)
+    or billing.charges inline. A code not listed is charged at its fee schedule amount."""
+    inline, master = billing.get("charges"), billing.get("charge_master")
+    if inline and master:
+        problems.append("billing.charges and billing.charge_master: give one of them, not both")
+    if master:
+        # beside the configuration, else the shipped one (the sample names the sample beside it)
+        file = next((f for f in ((path.parent / str(master)).resolve(), (SAMPLE_CONFIG.parent / str(master)).resolve())
+                     if f.is_file()), (path.parent / str(master)).resolve())
+        try:
+            with file.open(encoding="utf-8-sig", newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        except OSError:
+            problems.append(f"billing.charge_master: {file} cannot be read")
+            return {}, file
+        out: dict[str, float] = {}
+        for n, row in enumerate(rows, start=2):
+            code = (row.get("cpt_code") or "").strip().upper()
+            amount = (row.get("charge_amount") or "").strip()
+            if not _CPT.match(code):
+                problems.append(f"{file} line {n}, column cpt_code: {code!r} is not a 5-character code")
+            elif not _AMOUNT.match(amount):
+                problems.append(f"{file} line {n}, column charge_amount: {amount!r} is not an amount like 95.00")
+            elif code in out:
+                problems.append(f"{file} line {n}, column cpt_code: {code} is listed twice")
+            else:
+                out[code] = float(amount)
+        return out, file
+    if inline is not None and not isinstance(inline, dict):
+        problems.append("billing.charges: a mapping of CPT code to the practice's charge per unit")
+        return {}, None
+    out = {}
+    for code, amount in (inline or {}).items():
+        if not _CPT.match(str(code)) or isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            problems.append(f"billing.charges.{code}: a 5-character code and an amount >= 0")
+        else:
+            out[str(code)] = float(amount)
+    return out, None
+
+
+def _qualifying_apm_participants(value: Any, problems: list[str]) -> dict[int | None, frozenset[str]]:
+    """[npi, ...] (every year) or {year: [npi, ...]}: QP status is determined per year."""
+    where = "billing.qualifying_apm_participants"
+    if value is None:
+        return {}
+    by_year = value if isinstance(value, dict) else {None: value}
+    out: dict[int | None, frozenset[str]] = {}
+    for year, npis in by_year.items():
+        if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
+            problems.append(f"{where}: {year!r} is not a year (give {{2026: [npi, ...]}} or a list of NPIs)")
+            continue
+        if not isinstance(npis, list):
+            problems.append(f"{where}{'' if year is None else f'.{year}'}: a list of billing practitioner NPIs")
+            continue
+        for npi in npis:
+            if not npi_is_valid(str(npi)):
+                problems.append(f"{where}: {npi!r} fails the NPI check digit")
+        out[year] = frozenset(str(n) for n in npis)
+    return out
+
+
+def _locality(value: Any, problems: list[str]) -> tuple[str, str] | None:
+    """{mac: "12502", locality: "01"}: the row of CMS's GPCI<year>.csv the practice is paid at."""
+    if value is None:
+        return None
+    mac = str(value.get("mac", "")).strip() if isinstance(value, dict) else ""
+    locality = str(value.get("locality", "")).strip() if isinstance(value, dict) else ""
+    if not re.fullmatch(r"\d{5}", mac) or not re.fullmatch(r"\d{1,2}", locality):
+        problems.append("billing.locality: {mac: <5-digit MAC number>, locality: <locality number>}, as in "
+                        "CMS's GPCI file, e.g. {mac: \"12502\", locality: \"01\"}")
+        return None
+    return mac, locality.zfill(2)

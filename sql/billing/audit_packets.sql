@@ -2,7 +2,9 @@
 -- $3, as JSON text: the activity log behind the claim, the eligibility
 -- evidence and the codes with their minutes. $1 = the batch id.
 -- {rules_verdict} is filled in by transforms/billing/batch.py: the rules stage's
--- own verdict (core.eligibility), whatever columns it carries.
+-- own verdict (core.eligibility), whatever columns it carries; {initiating_encounter}
+-- the encounter the rules stage found initiated care management (the first
+-- qualifying visit by the billing practitioner, core.month_consent).
 -- Dates as YYYY-MM-DD, local timestamps as YYYY-MM-DDTHH:MM:SS, amounts as
 -- strings (exact decimals), absent values as null.
 with chunk as (
@@ -12,7 +14,9 @@ codes as (
     select l.claim_id,
            '[' || string_agg(json_object('cpt_code', l.cpt_code, 'units', l.units, 'minutes', l.minutes,
                             'charge_amount', l.charge_amount::varchar,
+                            'allowed_amount', l.allowed_amount::varchar,
                             'expected_payment', l.expected_payment::varchar,
+                            'patient_responsibility', l.patient_responsibility::varchar,
                             'date_of_service', l.date_of_service, 'icd10_codes', l.icd10_codes)::varchar, ','
                 order by l.line_number, l.cpt_code) || ']' as items
     from chunk b join claimable_lines l using (claim_id)
@@ -26,6 +30,7 @@ activities as (
                             'excluded_minutes', am.excluded_minutes, 'exclusion_reason', am.exclusion_reason,
                             'staff_id', am.staff_id, 'staff_name', s.full_name, 'staff_role', s.role,
                             'role_class', coalesce(am.role_class, s.role_class), 'staff_npi', s.npi,
+                            'staff_credential', s.credential,
                             'activity_type', a.activity_type, 'face_to_face', a.face_to_face, 'note', a.note,
                             'documented_at', iso_local(a.documented_at_local))::varchar, ','
                 order by a.started_at_local, am.activity_id) || ']' as items
@@ -47,7 +52,8 @@ conditions as (
 consents as (
     select b.claim_id,
            '[' || string_agg(json_object('consent_date', c.consent_date, 'method', c.method, 'billing_npi', c.billing_npi,
-                            'revoked_date', c.revoked_date)::varchar, ','
+                            'revoked_date', c.revoked_date, 'obtained_by', c.obtained_by,
+                            'elements_explained', c.elements_explained)::varchar, ','
                 order by c.consent_date) || ']' as items
     from chunk b join staging.consents c using (patient_id)
     group by b.claim_id
@@ -56,7 +62,8 @@ care_plans as (
     select b.claim_id,
            '[' || string_agg(json_object('plan_id', p.plan_id, 'established_date', p.established_date,
                             'revised_date', p.revised_date, 'revision', p.revision, 'complexity', p.complexity,
-                            'shared_with_patient_date', p.shared_with_patient_date)::varchar, ','
+                            'shared_with_patient_date', p.shared_with_patient_date,
+                            'focus_icd10', p.focus_icd10, 'goals', p.goals)::varchar, ','
                 order by p.established_date, p.plan_id) || ']' as items
     from chunk b join staging.care_plans p using (patient_id)
     where p.established_date <= last_day(b.service_month)
@@ -65,7 +72,8 @@ care_plans as (
 encounters as (
     select b.claim_id,
            '[' || string_agg(json_object('encounter_id', e.encounter_id, 'encounter_date', e.encounter_date,
-                            'cpt_code', e.cpt_code, 'rendering_npi', e.rendering_npi)::varchar, ','
+                            'cpt_code', e.cpt_code, 'rendering_npi', e.rendering_npi,
+                            'place_of_service', e.place_of_service, 'discharge_date', e.discharge_date)::varchar, ','
                 order by e.encounter_date desc, e.encounter_id) || ']' as items
     from chunk b join staging.encounters e using (patient_id)
     where e.encounter_date <= last_day(b.service_month)
@@ -73,13 +81,11 @@ encounters as (
     group by b.claim_id
 ),
 initiating_visit as (
-    select b.claim_id,
+    select i.claim_id,
            json_object('encounter_id', e.encounter_id, 'encounter_date', e.encounter_date,
                        'cpt_code', e.cpt_code, 'rendering_npi', e.rendering_npi) as item
-    from chunk b join staging.encounters e using (patient_id)
-    where e.encounter_date <= last_day(b.service_month) and e.cpt_code in ({initiating_visit_codes})
-      and (e.rendering_npi is null or e.rendering_npi = b.billing_npi)
-    qualify row_number() over (partition by b.claim_id order by e.encounter_date desc, e.encounter_id) = 1
+    from ({initiating_encounter}) i
+    join staging.encounters e on e.encounter_id = i.encounter_id
 ),
 rules_verdict as (
     {rules_verdict}

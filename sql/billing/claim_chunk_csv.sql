@@ -12,7 +12,9 @@ fields as (
          strftime(l.date_of_service, '%Y-%m-%d'), l.cpt_code, coalesce(l.units::varchar, ''),
          coalesce(l.minutes::varchar, ''), array_to_string(coalesce(l.icd10_codes, []), ' '),
          l.charge_amount::decimal(18, 2)::varchar,
-         coalesce(l.expected_payment, 0)::decimal(18, 2)::varchar] as values
+         coalesce(l.allowed_amount, 0)::decimal(18, 2)::varchar,
+         coalesce(l.expected_payment, 0)::decimal(18, 2)::varchar,
+         coalesce(l.patient_responsibility, 0)::decimal(18, 2)::varchar] as values
     from chunk c
     join claimable_lines l using (claim_id)
 )

@@ -1,7 +1,9 @@
 -- claimable_lines (temp, this connection only): the code lines to claim
 -- tonight, with what the 837P needs. A patient-month is claimable when it is
--- eligible, its month has closed by the as-of date (last day + grace days)
--- and it is not in the ledger. Patients and staff are left-joined so missing
+-- eligible, its month has closed by the as-of date (last day + grace days),
+-- its filing limit has not passed by then (42 CFR 424.44; the codes stage
+-- bills nothing past it already, this holds if the two ran with different
+-- as-of dates) and it is not in the ledger. Patients and staff are left-joined so missing
 -- data fails a claim edit loudly instead of dropping a claim silently.
 create or replace temp table claimable_lines as
 with closed_unbilled_months as (
@@ -10,6 +12,7 @@ with closed_unbilled_months as (
     anti join billing.ledger l using (patient_id, service_month)
     where pm.eligible
       and last_day(pm.service_month) + getvariable('claim_grace_days')::integer <= getvariable('claim_as_of')::date
+      and not coalesce(getvariable('claim_as_of')::date > pm.timely_filing_deadline, false)
 ),
 practitioner_by_npi as (
     select npi, full_name
@@ -29,7 +32,9 @@ select
     cl.units,
     cl.minutes,
     cl.charge_amount,
+    cl.allowed_amount,
     cl.expected_payment,
+    cl.patient_responsibility,
     cl.date_of_service,
     cl.icd10_codes,
     m.countable_minutes,

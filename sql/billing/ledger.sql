@@ -17,3 +17,6 @@ create table if not exists billing.ledger (
     committed_at         timestamptz not null,
     primary key (patient_id, service_month)
 );
+-- Added after the first release: the claim's allowed amount and the patient's coinsurance.
+alter table billing.ledger add column if not exists allowed_amount decimal(10, 2);
+alter table billing.ledger add column if not exists patient_responsibility decimal(10, 2);

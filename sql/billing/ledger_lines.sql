@@ -17,3 +17,7 @@ create table if not exists billing.ledger_lines (
     icd10_codes          varchar[] not null,        -- primary first, no dots
     primary key (claim_id, line_number)
 );
+-- The allowed amount (the lower of charge and fee schedule amount) and the
+-- patient's coinsurance, as billed; added after the first release.
+alter table billing.ledger_lines add column if not exists allowed_amount decimal(10, 2);
+alter table billing.ledger_lines add column if not exists patient_responsibility decimal(10, 2);

@@ -8,8 +8,9 @@
 --   holds_applied  the documentation holds the last minutes build applied, so a
 --                  changed hold (an amendment, a new overlap) puts its
 --                  activity's month back in scope.
---   staff_applied  the staff roles and NPIs of the last minutes build: any
---                  change there rebuilds every patient-month.
+--   staff_applied  the staff roles, NPIs and evidence (credential, supervisor)
+--                  of the last minutes build: any change there rebuilds every
+--                  patient-month.
 create table if not exists core.build_state (
     stage        varchar primary key,
     fingerprint  varchar not null,
@@ -31,3 +32,7 @@ create table if not exists core.staff_applied (
     role_class varchar,
     npi        varchar
 );
+-- evidence the codes read (staff credential, supervisor): added after the first release
+alter table core.staff_applied add column if not exists credential varchar;
+alter table core.staff_applied add column if not exists supervising_npi varchar;
+alter table core.staff_applied add column if not exists _absent_columns varchar[];

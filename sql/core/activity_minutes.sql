@@ -2,7 +2,9 @@
 -- ones too, so every logged minute is accounted for), with the minutes that
 -- count toward billing and why the rest do not. One exclusion reason per
 -- activity, the first that applies in the order below; a documentation hold
--- removes only the held minutes. No rounding anywhere.
+-- removes only the held minutes. No rounding anywhere. Variables:
+-- consent_methods, revocation_effective (revocation_date: nothing after the day
+-- it is dated counts; end_of_month: CMS's reading, the rest of its month counts).
 create or replace table core.activity_minutes as
 with versions as (
     select
@@ -24,7 +26,9 @@ with versions as (
     where in_build(a.patient_id, a.service_month)
 ),
 duplicate_ids as (
-    -- the same time logged twice under two ids: the later id is the copy
+    -- the same time logged twice under two ids: the later id is the copy. One
+    -- row per activity id (its current version), so an activity repeated or
+    -- amended in later drops is never a copy of itself.
     select activity_id
     from versions
     where status = 'active'
@@ -32,12 +36,27 @@ duplicate_ids as (
         partition by patient_id, staff_id, started_at, duration_minutes order by activity_id
     ) > 1
 ),
+inpatient_days as (
+    -- during an inpatient stay (an encounter at an inpatient place of service,
+    -- from its date through its discharge date; the admission day alone without
+    -- one) the time does not count
+    select distinct v.activity_id
+    from versions v
+    join staging.encounters e
+        on e.patient_id = v.patient_id
+        and v.activity_date between e.encounter_date and coalesce(e.discharge_date, e.encounter_date)
+    join core.rules_codes r
+        on r.rules_year = year(v.service_month) and r.purpose = 'inpatient_place_of_service'
+        and r.cpt_code = e.place_of_service
+),
 consent_cover as (
     -- covered: an accepted consent dated on/before the activity and not revoked
     -- before it (the revocation day itself still counts)
     select
         v.activity_id,
-        bool_or(c.revoked_date is null or v.activity_date <= c.revoked_date) as is_covered
+        bool_or(c.revoked_date is null or v.activity_date <= case getvariable('revocation_effective')
+                                                                  when 'end_of_month' then last_day(c.revoked_date)
+                                                                  else c.revoked_date end) as is_covered
     from versions v
     join staging.consents c
         on c.patient_id = v.patient_id
@@ -60,16 +79,19 @@ classified as (
             when d.activity_id is not null then 'duplicate'
             when v.role_class = 'non_clinical' then 'non_clinical_role'
             when v.face_to_face then 'face_to_face'
-            when cc.is_covered then null
+            when cc.is_covered is null then 'before_consent'
             -- consented before but not covered now: a revocation came first
-            when cc.is_covered = false then 'after_revocation'
-            else 'before_consent'
+            when not cc.is_covered then 'after_revocation'
+            when ip.activity_id is not null then 'inpatient_stay'
+            -- the visit that initiated care management comes first (same day counts)
+            when v.activity_date < mc.initiating_visit_date then 'before_initiating_visit'
         end as whole_exclusion,
         least(coalesce(h.held_minutes, 0), v.duration_minutes)::integer as held_minutes
     from versions v
     left join duplicate_ids d using (activity_id)
     left join consent_cover cc using (activity_id)
     left join held h using (activity_id)
+    left join inpatient_days ip using (activity_id)
     left join core.month_consent mc using (patient_id, service_month)
 ),
 counted as (

@@ -2,7 +2,11 @@
 -- unit of billing: minutes by kind, eligibility, the codes chosen (closed
 -- month or not: the claims stage claims closed months only), why nothing was
 -- billed, and the minutes to the next threshold. Variables: as_of,
--- claim_grace_days, date_of_service_rule.
+-- claim_grace_days, date_of_service_rule, timely_filing_warn_months.
+-- Timely filing (42 CFR 424.44): a claim is filed within timely_filing_months
+-- (the rules file) of its date of service, the first line's; a month past that
+-- on as_of is never billed (past_timely_filing), one older than
+-- timely_filing_warn_months is 'due_soon' so that it is billed before it is lost.
 create or replace table core.patient_month as
 with billed_sets as (
     select
@@ -18,13 +22,42 @@ with billed_sets as (
             ' ' order by preference
         ) as billed_codes,
         sum(pool_minutes)::integer as billed_minutes,
-        sum(expected_payment)::decimal(10, 2) as expected_payment,
+        sum(fee_schedule_amount)::decimal(10, 2) as fee_schedule_amount,
         sum(charge_amount)::decimal(10, 2) as charge_amount,
-        -- base and add-on share the date; with several sets, the date all were met
-        max(threshold_met_date) as threshold_met_date
+        sum(allowed_amount)::decimal(10, 2) as allowed_amount,
+        sum(expected_payment)::decimal(10, 2) as expected_payment,
+        sum(patient_responsibility)::decimal(10, 2) as patient_responsibility,
+        -- the claim's date (its first line's): the base threshold; with several sets, the earliest
+        min(threshold_met_date) as threshold_met_date,
+        bool_or(care_plan_focus_qualifies) as is_pcm
     from core.code_choice
     where is_billed and in_build(patient_id, service_month)
     group by all
+),
+filing as (
+    -- the filing limit counts from the date of service the claim would carry
+    -- (for a month that bills nothing, its last day)
+    select
+        m.patient_id,
+        m.service_month,
+        (coalesce(case when b.code_set is not null and getvariable('date_of_service_rule') = 'threshold_met'
+                       then b.threshold_met_date end, last_day(m.service_month))
+         + to_months(y.timely_filing_months))::date as timely_filing_deadline,
+        (coalesce(case when b.code_set is not null and getvariable('date_of_service_rule') = 'threshold_met'
+                       then b.threshold_met_date end, last_day(m.service_month))
+         + to_months(getvariable('timely_filing_warn_months')))::date as timely_filing_warn_from
+    from core.patient_month_minutes m
+    join core.eligibility e using (patient_id, service_month)
+    left join billed_sets b using (patient_id, service_month)
+    left join core.rules_years y on y.rules_year = e.rules_year
+    where in_build(m.patient_id, m.service_month)
+),
+billable_sets as (
+    -- what bills: the chosen codes, unless the filing limit has passed
+    select b.*
+    from billed_sets b
+    join filing f using (patient_id, service_month)
+    where not coalesce(getvariable('as_of') > f.timely_filing_deadline, false)
 ),
 choice_summary as (
     select
@@ -35,8 +68,10 @@ choice_summary as (
         bool_or(fits_conditions and fits_care_plan and meets_base) as minutes_suffice,
         max(next_threshold_minutes) filter (where is_progress_ladder) as next_threshold_minutes,
         max(minutes_to_next_threshold) filter (where is_progress_ladder) as minutes_to_next_threshold,
+        -- (a reason only on a ladder the patient's conditions and care plan fit)
         max('below_threshold: ' || pool_minutes || ' of ' || base_minutes || ' minutes')
-            filter (where is_progress_ladder and not meets_base) as below_threshold_reason,
+            filter (where is_progress_ladder and not meets_base and fits_conditions and fits_care_plan)
+            as below_threshold_reason,
         -- a set that would bill but for a missing amount in the rules file
         list_sort(list_distinct(list('unpriced_code: ' || base_code)
             filter (where fits_conditions and fits_care_plan and meets_base and base_fee is null))) as unpriced_reasons
@@ -64,6 +99,8 @@ select
     m.excluded_before_consent,
     m.excluded_after_revocation,
     m.excluded_held_documentation,
+    m.excluded_inpatient_stay,
+    m.excluded_before_initiating_visit,
     m.excluded_voided,
     m.excluded_duplicate,
     m.excluded_unknown_patient_or_staff,
@@ -72,21 +109,39 @@ select
     m.first_countable_date,
     m.last_countable_date,
     e.chronic_condition_count,
-    e.qualifying_icd10,
+    -- the claim's diagnoses, primary first: a PCM claim's focus condition leads
+    case when b.is_pcm and e.pcm_icd10 is not null then e.pcm_icd10 else e.qualifying_icd10 end as qualifying_icd10,
+    e.pcm_focus_icd10,
+    e.initiating_visit_date,
+    e.initiating_encounter_id,
     e.eligible,
+    e.evidence_gaps,
     b.code_set,
     b.billed_codes,
     b.billed_minutes,
-    b.expected_payment,
+    b.fee_schedule_amount,
     b.charge_amount,
+    b.allowed_amount,
+    b.expected_payment,
+    b.patient_responsibility,
     case
         when b.code_set is null then null
         when getvariable('date_of_service_rule') = 'threshold_met' then b.threshold_met_date
         else last_day(m.service_month)
     end as date_of_service,
+    f.timely_filing_deadline,
+    f.timely_filing_warn_from,
+    case
+        when f.timely_filing_deadline is null then null
+        when getvariable('as_of') > f.timely_filing_deadline then 'past'
+        when getvariable('as_of') > f.timely_filing_warn_from then 'due_soon'
+        else 'ok'
+    end as timely_filing_status,
     case
         when b.code_set is not null then []::varchar[]
         else list_filter(list_concat(
+            [case when getvariable('as_of') > f.timely_filing_deadline and fb.code_set is not null
+                  then 'past_timely_filing: filing limit ' || strftime(f.timely_filing_deadline, '%Y-%m-%d') end],
             e.eligibility_reasons,
             [case when e.chronic_condition_count = 1 and not coalesce(c.any_set_qualifies, false)
                   then 'one_chronic_condition' end],
@@ -104,7 +159,9 @@ select
     getvariable('as_of') as as_of
 from core.patient_month_minutes m
 join core.eligibility e using (patient_id, service_month)
-left join billed_sets b using (patient_id, service_month)
+join filing f using (patient_id, service_month)
+left join billed_sets fb using (patient_id, service_month)
+left join billable_sets b using (patient_id, service_month)
 left join choice_summary c using (patient_id, service_month)
 left join core.billing_provider_map bp on bp.billing_npi = e.billing_npi
 where in_build(m.patient_id, m.service_month);

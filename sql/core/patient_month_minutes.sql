@@ -20,6 +20,9 @@ select
     coalesce(sum(excluded_minutes) filter (where exclusion_reason = 'before_consent'), 0)::integer as excluded_before_consent,
     coalesce(sum(excluded_minutes) filter (where exclusion_reason = 'after_revocation'), 0)::integer as excluded_after_revocation,
     coalesce(sum(excluded_minutes) filter (where exclusion_reason = 'held_documentation'), 0)::integer as excluded_held_documentation,
+    coalesce(sum(excluded_minutes) filter (where exclusion_reason = 'inpatient_stay'), 0)::integer as excluded_inpatient_stay,
+    coalesce(sum(excluded_minutes) filter (where exclusion_reason = 'before_initiating_visit'), 0)::integer
+        as excluded_before_initiating_visit,
     coalesce(sum(excluded_minutes) filter (where exclusion_reason = 'voided'), 0)::integer as excluded_voided,
     coalesce(sum(excluded_minutes) filter (where exclusion_reason = 'duplicate'), 0)::integer as excluded_duplicate,
     coalesce(sum(excluded_minutes) filter (where exclusion_reason = 'unknown_patient_or_staff'), 0)::integer

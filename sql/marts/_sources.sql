@@ -24,14 +24,23 @@ create table if not exists core.patient_month (
     excluded_held_documentation integer,
     excluded_voided             integer,
     excluded_duplicate          integer,
+    excluded_inpatient_stay     integer,
+    excluded_before_initiating_visit integer,
     chronic_condition_count     integer,
     qualifying_icd10            varchar[],
+    initiating_visit_date       date,
     eligible                    boolean,
+    evidence_gaps               varchar[],   -- e.g. 'not_exported: care_plans.goals'
     code_set                    varchar,
     billed_codes                varchar,     -- e.g. '99490 99439x2'
-    expected_payment            decimal(10, 2),
+    fee_schedule_amount         decimal(10, 2),
     charge_amount               decimal(10, 2),
+    allowed_amount              decimal(10, 2),
+    expected_payment            decimal(10, 2),
+    patient_responsibility      decimal(10, 2),
     date_of_service             date,
+    timely_filing_deadline      date,
+    timely_filing_status        varchar,     -- ok / due_soon / past
     reasons_not_billed          varchar[],   -- e.g. 'below_threshold: 19 of 20 minutes'
     next_threshold_minutes      integer,
     minutes_to_next_threshold   integer,
@@ -47,7 +56,10 @@ create table if not exists core.code_lines (
     units                integer,
     minutes              integer,
     charge_amount        decimal(10, 2),
+    fee_schedule_amount  decimal(10, 2),
+    allowed_amount       decimal(10, 2),
     expected_payment     decimal(10, 2),
+    patient_responsibility decimal(10, 2),
     date_of_service      date,
     line_number          integer,
     icd10_codes          varchar[]
@@ -97,8 +109,9 @@ create table if not exists staging.activities (
 );
 
 -- The base code's fee per rules year, read from the rules files by
--- build_marts (transforms/marts/views.py). marts.patient_month prefers the fee the
--- rules engine actually used (core.code_lines) and falls back to this.
+-- build_marts (transforms/marts/views.py): the national amount for practitioners
+-- who are not qualifying APM participants. marts.patient_month prefers the fee
+-- the rules engine actually used (core.code_lines) and falls back to this.
 create table if not exists marts.fee_reference (
     rules_year integer,
     cpt_code   varchar,

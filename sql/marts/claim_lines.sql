@@ -6,7 +6,9 @@ create or replace view marts.claim_lines as
 with lines as (
     select batch_id, claim_id, patient_id, service_month, billing_npi, billing_provider_npi,
            line_number::integer as line_number, cpt_code, units::integer as units, minutes::integer as minutes,
-           charge_amount::decimal(10, 2) as charge_amount, expected_payment::decimal(10, 2) as expected_payment,
+           charge_amount::decimal(10, 2) as charge_amount, allowed_amount::decimal(10, 2) as allowed_amount,
+           expected_payment::decimal(10, 2) as expected_payment,
+           patient_responsibility::decimal(10, 2) as patient_responsibility,
            date_of_service, icd10_codes
     from billing.ledger_lines
 ),
@@ -39,7 +41,9 @@ select
     l.units,
     l.minutes,
     l.charge_amount,
+    l.allowed_amount,
     l.expected_payment,
+    l.patient_responsibility,
     l.date_of_service,
     l.icd10_codes,
     r.patient_id is not null as needs_review

@@ -26,14 +26,23 @@ with patient_months as (    -- core.patient_month, column by column
         coalesce(excluded_held_documentation, 0)::integer as excluded_held_documentation,
         coalesce(excluded_voided, 0)::integer as excluded_voided,
         coalesce(excluded_duplicate, 0)::integer as excluded_duplicate,
+        coalesce(excluded_inpatient_stay, 0)::integer as excluded_inpatient_stay,
+        coalesce(excluded_before_initiating_visit, 0)::integer as excluded_before_initiating_visit,
         chronic_condition_count::integer as chronic_condition_count,
         qualifying_icd10::varchar[] as qualifying_icd10,
+        initiating_visit_date::date as initiating_visit_date,
         coalesce(eligible, false) as eligible,
+        coalesce(evidence_gaps, []::varchar[])::varchar[] as evidence_gaps,
         code_set,
         nullif(trim(billed_codes), '') as codes,
-        expected_payment::decimal(10, 2) as expected_payment,
+        fee_schedule_amount::decimal(10, 2) as fee_schedule_amount,
         charge_amount::decimal(10, 2) as charge_amount,
+        allowed_amount::decimal(10, 2) as allowed_amount,
+        expected_payment::decimal(10, 2) as expected_payment,
+        patient_responsibility::decimal(10, 2) as patient_responsibility,
         date_of_service::date as date_of_service,
+        timely_filing_deadline::date as timely_filing_deadline,
+        timely_filing_status::varchar as timely_filing_status,
         coalesce(reasons_not_billed, []::varchar[])::varchar[] as reasons_not_billed,
         next_threshold_minutes::integer as next_threshold_minutes,
         minutes_to_next_threshold::integer as minutes_to_next_threshold
@@ -49,9 +58,11 @@ ledger as (                 -- one row per patient-month ever billed (the ledger
 ledger_lines as (           -- what went out on the claim, base code first
     select patient_id, service_month,
            string_agg(cpt_code || case when units > 1 then 'x' || units else '' end, ' '
-                      order by expected_payment / greatest(units, 1) desc, cpt_code) as billed_codes,
+                      order by line_number, cpt_code) as billed_codes,
            sum(charge_amount)::decimal(10, 2) as billed_charge_amount,
-           sum(expected_payment)::decimal(10, 2) as billed_expected_payment
+           sum(allowed_amount)::decimal(10, 2) as billed_allowed_amount,
+           sum(expected_payment)::decimal(10, 2) as billed_expected_payment,
+           sum(patient_responsibility)::decimal(10, 2) as billed_patient_responsibility
     from billing.ledger_lines
     group by patient_id, service_month
 ),
@@ -72,10 +83,10 @@ rules_year_exceptions as (
 ),
 observed_fees as (
     select coalesce(x.rules_year, year(cl.service_month))::integer as rules_year,
-           mode(round(cl.expected_payment / cl.units, 2)) as fee
+           mode(round(cl.fee_schedule_amount / cl.units, 2)) as fee
     from core.code_lines cl
     left join rules_year_exceptions x on x.patient_id = cl.patient_id and x.service_month = cl.service_month
-    where cl.cpt_code = '99490' and cl.units > 0 and cl.expected_payment is not null
+    where cl.cpt_code = '99490' and cl.units > 0 and cl.fee_schedule_amount is not null
     group by all
 ),
 reference_fees as (         -- the rules files' amount, for a year nothing was coded in yet
@@ -114,7 +125,8 @@ classified as (
         rl.reason_detail,
         l.patient_id is not null as billed,
         l.batch_id, l.claim_id, l.billed_run_id, l.billed_at,
-        ll.billed_codes, ll.billed_charge_amount, ll.billed_expected_payment,
+        ll.billed_codes, ll.billed_charge_amount, ll.billed_allowed_amount, ll.billed_expected_payment,
+        ll.billed_patient_responsibility,
         r.patient_id is not null as needs_review,
         s.full_name as billing_practitioner_name,
         coalesce(o.fee, f.fee)::decimal(10, 2) as base_code_fee
@@ -174,16 +186,26 @@ select
     excluded_held_documentation,
     excluded_voided,
     excluded_duplicate,
+    excluded_inpatient_stay,
+    excluded_before_initiating_visit,
     excluded_face_to_face + excluded_non_clinical_role + excluded_before_consent + excluded_after_revocation
-        + excluded_held_documentation + excluded_voided + excluded_duplicate as excluded_minutes,
+        + excluded_held_documentation + excluded_voided + excluded_duplicate + excluded_inpatient_stay
+        + excluded_before_initiating_visit as excluded_minutes,
     chronic_condition_count,
     qualifying_icd10,
+    initiating_visit_date,
     eligible,
+    evidence_gaps,
     code_set,
     codes,
+    fee_schedule_amount,
     charge_amount,
+    allowed_amount,
     expected_payment,
+    patient_responsibility,
     date_of_service,
+    timely_filing_deadline,
+    timely_filing_status,
     reasons_not_billed,
     reason_codes,
     next_threshold_minutes,
@@ -196,7 +218,9 @@ select
     billed_at,
     billed_codes,
     billed_charge_amount,
+    billed_allowed_amount,
     billed_expected_payment,
+    billed_patient_responsibility,
     needs_review,
     left_on_table_reason,
     case

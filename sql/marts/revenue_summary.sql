@@ -16,9 +16,15 @@ select
     sum(case when outcome = 'billed' then billed_charge_amount
              when outcome in ('billable', 'in_progress') then charge_amount
              else 0 end)::decimal(12, 2) as charge_amount,
+    sum(case when outcome = 'billed' then billed_allowed_amount
+             when outcome in ('billable', 'in_progress') then allowed_amount
+             else 0 end)::decimal(12, 2) as allowed_amount,
     sum(case when outcome = 'billed' then billed_expected_payment
              when outcome in ('billable', 'in_progress') then expected_payment
              else 0 end)::decimal(12, 2) as expected_payment,
+    sum(case when outcome = 'billed' then billed_patient_responsibility
+             when outcome in ('billable', 'in_progress') then patient_responsibility
+             else 0 end)::decimal(12, 2) as patient_responsibility,
     sum(coalesce(estimated_left_on_table, 0))::decimal(12, 2) as estimated_left_on_table,
     any_value(base_code_fee) as base_code_fee
 from marts.patient_month

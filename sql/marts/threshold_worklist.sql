@@ -8,6 +8,11 @@
 -- (worklist_status = 'no_minutes_yet'), unless last month already lost minutes
 -- to a revocation. Order by priority: smallest gap first,
 -- then fewest days left, then longest since the last contact.
+-- Listed too, first: closed months not billed yet whose filing limit is near
+-- (core.patient_month.timely_filing_status 'due_soon': older than
+-- billing.timely_filing_warn_after_months), worklist_status 'timely_filing_due',
+-- with their deadline and what stands in the way, so that they are billed
+-- before they are lost (42 CFR 424.44).
 -- Holds PHI (the patient's name): care teams call the patient.
 create or replace view marts.threshold_worklist as
 with as_of as (
@@ -99,6 +104,36 @@ gaps as (
     from candidates
     where next_threshold_minutes is not null
 ),
+filing_due as (             -- closed, not billed, the filing limit near
+    select
+        pm.patient_id::varchar as patient_id,
+        pm.service_month::date as service_month,
+        pm.billing_npi, pm.billing_provider_npi, pm.billing_staff_id,
+        s.full_name as billing_practitioner_name,
+        coalesce(pm.countable_minutes, 0)::integer as countable_minutes,
+        coalesce(pm.clinical_staff_minutes, 0)::integer as clinical_staff_minutes,
+        coalesce(pm.practitioner_minutes, 0)::integer as practitioner_minutes,
+        coalesce(pm.excluded_held_documentation, 0)::integer as excluded_held_documentation,
+        pm.next_threshold_minutes::integer as next_threshold_minutes,
+        pm.minutes_to_next_threshold::integer as gap,
+        nullif(trim(pm.billed_codes), '') as codes,
+        pm.expected_payment::decimal(10, 2) as expected_payment,
+        'timely_filing_due' as worklist_status,
+        pm.timely_filing_deadline::date as timely_filing_deadline,
+        coalesce(pm.reasons_not_billed, []::varchar[])::varchar[] as reasons_not_billed
+    from core.patient_month pm
+    anti join billing.ledger l on l.patient_id = pm.patient_id and l.service_month = pm.service_month
+    left join (select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id) s
+        on s.staff_id = pm.billing_staff_id
+    where pm.timely_filing_status = 'due_soon' and coalesce(pm.month_closed, false)
+),
+listed as (
+    select *, null::date as timely_filing_deadline, null::varchar[] as reasons_not_billed
+    from gaps
+    where gap > 0
+    union all by name
+    select * from filing_due
+),
 last_contact as (
     select a.patient_id, max(a.activity_date) as last_contact_date
     from core.activity_minutes a, open_month o
@@ -113,9 +148,11 @@ patients as (
 select
     o.as_of,
     g.service_month,
-    (o.month_end - o.as_of)::integer as days_left_in_month,
-    row_number() over (order by g.gap, o.month_end - o.as_of, g.next_threshold_minutes,
-                                lc.last_contact_date nulls first, g.patient_id)::integer as priority,
+    case when g.worklist_status <> 'timely_filing_due' then (o.month_end - o.as_of)::integer end as days_left_in_month,
+    -- the filing limit first (the soonest lost), then the open month: smallest gap first
+    row_number() over (order by g.worklist_status = 'timely_filing_due' desc, g.timely_filing_deadline,
+                                g.gap, o.month_end - o.as_of, g.next_threshold_minutes,
+                                lc.last_contact_date nulls first, g.service_month, g.patient_id)::integer as priority,
     g.patient_id,
     p.patient_name,
     g.worklist_status,
@@ -132,9 +169,10 @@ select
     g.codes as codes_so_far,
     g.expected_payment as expected_payment_so_far,
     lc.last_contact_date,
-    (o.as_of - lc.last_contact_date)::integer as days_since_last_contact
-from gaps g
+    (o.as_of - lc.last_contact_date)::integer as days_since_last_contact,
+    g.timely_filing_deadline,
+    g.reasons_not_billed
+from listed g
 cross join open_month o
 left join last_contact lc using (patient_id)
 left join patients p using (patient_id)
-where g.gap > 0

@@ -19,6 +19,17 @@ create table if not exists raw.loaded_files (
     loaded_at   timestamptz not null,
     primary key (drop_name, table_name)
 );
+-- Per loaded file, the contract's evidence columns it did not have
+-- (transforms/contract.py TableSpec.evidence): what they would prove is
+-- reported as missing evidence, never held. Every row of such a file says the
+-- same in raw.<table>._absent_columns, which is what the rules read.
+create table if not exists raw.loaded_file_columns (
+    drop_name      varchar   not null,
+    table_name     varchar   not null,
+    absent_columns varchar[] not null,
+    run_id         varchar   not null,
+    primary key (drop_name, table_name)
+);
 
 -- What each loaded file held, row by row: rows_read = rows_new + rows_changed
 -- + rows_unchanged + rows_quarantined. Only new and changed rows are stored in

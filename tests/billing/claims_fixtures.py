@@ -44,6 +44,13 @@ CONDITIONS = [
 NOTE = "Reviewed blood pressure log with patient and adjusted timing of evening dose."
 FEES = {"99490": Decimal("66.13"), "99439": Decimal("47.50"), "99487": Decimal("144.29"),
         "99489": Decimal("78.16"), "99491": Decimal("86.00"), "99437": Decimal("63.13")}
+CENT = Decimal("0.01")
+
+
+def medicare_share(allowed: Decimal) -> tuple[Decimal, Decimal]:
+    """(expected payment, patient responsibility) of an allowed amount: 80%, less 2% sequestration."""
+    share = (allowed * Decimal("0.80")).quantize(CENT, rounding="ROUND_HALF_UP")
+    return share - (share * Decimal("0.02")).quantize(CENT, rounding="ROUND_HALF_UP"), allowed - share
 
 _activity_seq = [0]
 
@@ -74,20 +81,21 @@ create schema if not exists core;
 create table if not exists core.code_lines (
     patient_id varchar, service_month date, billing_npi varchar, billing_provider_npi varchar, cpt_code varchar,
     units integer, minutes integer, charge_amount decimal(10,2), expected_payment decimal(10,2),
-    date_of_service date, line_number integer, icd10_codes varchar[]);
+    date_of_service date, line_number integer, icd10_codes varchar[], allowed_amount decimal(10,2),
+    patient_responsibility decimal(10,2));
 create table if not exists core.patient_month (
     patient_id varchar, service_month date, billing_npi varchar, billing_staff_id varchar,
     billing_provider_npi varchar, clinical_staff_minutes integer, practitioner_minutes integer,
     countable_minutes integer, eligible boolean, code_set varchar, billed_codes varchar,
     expected_payment decimal(10,2), charge_amount decimal(10,2), date_of_service date,
-    reasons_not_billed varchar[], month_closed boolean);
+    reasons_not_billed varchar[], month_closed boolean, timely_filing_deadline date);
 create table if not exists core.activity_minutes (
     activity_id varchar, patient_id varchar, staff_id varchar, role_class varchar, service_month date,
     duration_minutes integer, countable_minutes integer, counted_as varchar, excluded_minutes integer,
     exclusion_reason varchar);
 create table if not exists core.eligibility (
     patient_id varchar, service_month date, chronic_conditions integer, consent_ok boolean, care_plan_ok boolean,
-    initiating_visit_ok boolean, eligible boolean);
+    initiating_visit_ok boolean, eligible boolean, initiating_encounter_id varchar);
 """
 
 
@@ -126,16 +134,18 @@ def add_patient_month(con, patient_id: str, month: date, codes: list[tuple[str, 
     month_end = (month.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     charges = {c: FEES[c] * u for c, u in codes}
     for n, (cpt, units) in enumerate(codes, start=1):
-        con.execute("insert into core.code_lines values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [patient_id, month, billing_npi, group_npi, cpt, units, 20 * units, charges[cpt], charges[cpt],
-                     month_end, n, icd10])
+        expected, patient = medicare_share(charges[cpt])  # charge = fee here: allowed = charge
+        con.execute("insert into core.code_lines values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [patient_id, month, billing_npi, group_npi, cpt, units, 20 * units, charges[cpt], expected,
+                     month_end, n, icd10, charges[cpt], patient])
     billed = " ".join(c + (f"x{u}" if u > 1 else "") for c, u in codes)
     total = sum(charges.values(), Decimal("0"))
     staff_id = {DR_CRUZ: "S-MD", NP_ORTIZ: "S-NP", PA_KIM: "S-PA"}.get(billing_npi, "S-MD")
-    con.execute("insert into core.patient_month values (?, ?, ?, ?, ?, ?, 0, ?, ?, 'ccm', ?, ?, ?, ?, [], true)",
+    con.execute("insert into core.patient_month values (?, ?, ?, ?, ?, ?, 0, ?, ?, 'ccm', ?, ?, ?, ?, [], true, ?)",
                 [patient_id, month, billing_npi, staff_id, group_npi, minutes, minutes, eligible, billed, total,
-                 total, month_end])
-    con.execute("insert into core.eligibility values (?, ?, 2, true, true, true, ?)", [patient_id, month, eligible])
+                 total, month_end, month_end + timedelta(days=365)])  # the filing limit, about a year on
+    con.execute("insert into core.eligibility values (?, ?, 2, true, true, true, ?, ?)",
+                [patient_id, month, eligible, f"E-{patient_id}"])
     add_activities(con, patient_id, month, minutes)
 
 

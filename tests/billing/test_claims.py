@@ -165,8 +165,12 @@ def test_manifest_lists_every_file_with_its_sha256_and_control_totals(con, tmp_p
     assert len([f for f in manifest["files"] if f.startswith("audit/")]) == 3
     assert manifest["batch_id"] == summary["batch_id"] and manifest["as_of"] == "2026-02-10"
     assert manifest["run_id"] == "run-manifest"
+    # allowed = charge here (the fixture charges the fee). Expected, line by line (80%, less 2%):
+    # 66.13 -> 52.90 - 1.06 = 51.84; 95.00 -> 76.00 - 1.52 = 74.48; 86.00 -> 68.80 - 1.38 = 67.42; 66.13 -> 51.84
+    # = 245.58 (it was the fee schedule amount before); patient 13.23 + 19.00 + 17.20 + 13.23 = 62.66
     assert manifest["control_totals"] == {"claims": 3, "lines": 4, "units": 5, "charges": "313.26",
-                                          "expected_payment": "313.26"}
+                                          "allowed_amount": "313.26", "expected_payment": "245.58",
+                                          "patient_responsibility": "62.66"}
     numbers = [i["interchange_control_number"] for i in manifest["interchanges"]]
     assert numbers == ["000000001", "000000002"]
 
@@ -186,7 +190,7 @@ def test_audit_packet_holds_the_activity_log_and_eligibility_evidence(con, tmp_p
     evidence = packet["eligibility"]
     assert [c["icd10_code"] for c in evidence["conditions"] if c["qualifying"]] == ["E119", "I10"]
     assert evidence["consents"][0] == {"consent_date": "2025-06-01", "method": "verbal", "billing_npi": DR_CRUZ,
-                                       "revoked_date": None}
+                                       "revoked_date": None, "obtained_by": None, "elements_explained": None}
     assert evidence["care_plans"][0]["established_date"] == "2025-06-15"
     assert evidence["initiating_visit"]["cpt_code"] == "99214"
 
@@ -611,13 +615,15 @@ def test_audit_packet_keys_and_value_types(con, tmp_path):
     assert list(packet) == ["batch_id", "claim_id", "patient_id", "service_month", "billing_npi",
                             "billing_provider_npi", "minutes", "codes", "activities", "eligibility"]
     assert packet["minutes"] == {"countable": 45, "clinical_staff": 45, "practitioner": 0}
+    # 66.13 allowed: Medicare 80% = 52.90, less 2% (1.06) = 51.84; the patient's 20% = 13.23
     assert packet["codes"][0] == {"cpt_code": "99490", "units": 1, "minutes": 20, "charge_amount": "66.13",
-                                  "expected_payment": "66.13", "date_of_service": "2026-01-31",
+                                  "allowed_amount": "66.13", "expected_payment": "51.84",
+                                  "patient_responsibility": "13.23", "date_of_service": "2026-01-31",
                                   "icd10_codes": ["E119", "I10"]}
     assert list(packet["activities"][0]) == [
         "activity_id", "date", "started_at", "minutes", "countable_minutes", "counted_as", "excluded_minutes",
-        "exclusion_reason", "staff_id", "staff_name", "staff_role", "role_class", "staff_npi", "activity_type",
-        "face_to_face", "note", "documented_at"]
+        "exclusion_reason", "staff_id", "staff_name", "staff_role", "role_class", "staff_npi", "staff_credential",
+        "activity_type", "face_to_face", "note", "documented_at"]
     assert packet["activities"][0]["date"] == "2026-01-03"
     assert list(packet["eligibility"]) == ["conditions", "consents", "care_plans", "encounters",
                                            "initiating_visit", "rules_verdict"]

@@ -71,25 +71,33 @@ class Practice:
                     chronic=chronic)
         return self
 
+    # Evidence columns (the contract's optional ones) go in as keyword arguments. A row
+    # given none was read from a file without them (_absent_columns null: not
+    # exported); give _absent_columns=[] for a file that had them all.
+    def staff_member(self, staff_id: str, role: str, npi: str | None = None, **evidence: Any) -> Practice:
+        self.insert("staff", staff_id=staff_id, full_name=f"{staff_id} name", role=role, npi=npi, **evidence)
+        return self
+
     def consent(self, patient_id: str, consent_date: str = "2024-12-01", method: str = "verbal",
-                npi: str = DOCTOR_NPI, revoked: str | None = None) -> Practice:
+                npi: str = DOCTOR_NPI, revoked: str | None = None, **evidence: Any) -> Practice:
         self.insert("consents", patient_id=patient_id, consent_date=consent_date, method=method, billing_npi=npi,
-                    revoked_date=revoked)
+                    revoked_date=revoked, **evidence)
         return self
 
     def care_plan(self, patient_id: str, established: str = "2024-12-01", complexity: str = "standard",
-                  revision: str = "none", revised: str | None = None) -> Practice:
+                  revision: str = "none", revised: str | None = None, **evidence: Any) -> Practice:
         self._ids += 1
         self.insert("care_plans", plan_id=f"CP{self._ids}", patient_id=patient_id, established_date=established,
-                    revised_date=revised, revision=revision, complexity=complexity)
+                    revised_date=revised, revision=revision, complexity=complexity, **evidence)
         return self
 
     def encounter(self, patient_id: str, encounter_date: str = "2024-11-15", cpt: str = "99214",
-                  npi: str | None = DOCTOR_NPI) -> Practice:
+                  npi: str | None = DOCTOR_NPI, **evidence: Any) -> str:
         self._ids += 1
-        self.insert("encounters", encounter_id=f"E{self._ids}", patient_id=patient_id, encounter_date=encounter_date,
-                    cpt_code=cpt, rendering_npi=npi)
-        return self
+        encounter_id = f"E{self._ids}"
+        self.insert("encounters", encounter_id=encounter_id, patient_id=patient_id, encounter_date=encounter_date,
+                    cpt_code=cpt, rendering_npi=npi, **evidence)
+        return encounter_id
 
     def enrolled(self, patient_id: str = "P1", payer: str = "medicare_part_b",
                  conditions: tuple[str, ...] = ("E119", "I10"), consent: bool = True, care_plan: bool = True,
@@ -129,7 +137,7 @@ class Practice:
         return self
 
     # -- stages ------------------------------------------------------------
-    def run(self, as_of: str = "2026-06-30") -> tuple[dict, dict]:
+    def run(self, as_of: str = "2025-12-31") -> tuple[dict, dict]:
         build_staging(self.con)
         minutes = compute_minutes(self.con, self.settings)
         billing = assign_codes(self.con, self.settings, date.fromisoformat(as_of))

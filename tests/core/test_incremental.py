@@ -40,7 +40,7 @@ def snapshot(p: Practice) -> dict[str, list[tuple]]:
     return {t: sorted(p.con.execute(f"select * from core.{t}").fetchall(), key=repr) for t in CORE_TABLES}
 
 
-def assert_same_as_full_rebuild(p: Practice, as_of: str = "2026-06-30") -> None:
+def assert_same_as_full_rebuild(p: Practice, as_of: str = "2025-12-31") -> None:
     incremental = snapshot(p)
     p.con.execute("delete from core.build_state")
     minutes, codes = p.run(as_of)
@@ -107,7 +107,7 @@ def test_a_staff_role_change_rebuilds_everyone(practice):
     practice.drop = "2026-03-02"
     practice.insert("staff", staff_id="RN", full_name="RN name", role="front_desk", npi=None)
     minutes, codes = practice.run()
-    assert minutes["build"] == {"mode": "full", "reason": "staff roles or NPIs changed", "patient_months": 2}
+    assert minutes["build"] == {"mode": "full", "reason": "staff roles, NPIs or credentials changed", "patient_months": 2}
     assert codes["build"]["mode"] == "full"
     assert practice.month("P1", MARCH)["countable_minutes"] == 0
     assert_same_as_full_rebuild(practice)
@@ -145,13 +145,14 @@ def test_a_new_fee_schedule_recomputes_every_month(tmp_path):
     p.enrolled("P1")
     p.log("P1", "RN", MARCH, 25)
     p.run()
-    before = p.month("P1", MARCH)["expected_payment"]
-    raw["fees"]["99490"] = float(before) + 1  # next year's amounts are a data change
+    assert p.month("P1", MARCH)["fee_schedule_amount"] == Decimal("60.49")   # 1.87 x 32.3465
+    # a corrected relative value file is a data change: 1.90 x 32.3465 = 61.458 -> 61.46
+    raw["fee_schedule"]["rvus"]["99490"] = {"work": 1.00, "pe": 0.84, "mp": 0.06, "total": 1.90}
     (folder / "2025.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     _, codes = p.run()
     assert codes["build"]["mode"] == "full"
     assert codes["build"]["reason"] == "model SQL, rules or settings changed"
-    assert p.month("P1", MARCH)["expected_payment"] == before + Decimal("1.00")
+    assert p.month("P1", MARCH)["fee_schedule_amount"] == Decimal("61.46")
     assert_same_as_full_rebuild(p)
 
 
@@ -247,4 +248,36 @@ def test_a_new_activity_recomputes_its_month_and_a_new_condition_every_month(pra
     assert minutes["build"] == {"mode": "incremental", "reason": None, "patient_months": 2}
     assert practice.month("P1", MARCH)["chronic_condition_count"] == 3
     assert practice.month("P1", APRIL)["chronic_condition_count"] == 3
+    assert_same_as_full_rebuild(practice)
+
+
+def test_a_month_passing_its_filing_limit_is_recomputed_on_the_night_it_passes(practice):
+    practice.run(as_of="2026-03-31")      # March 2025's limit is 2026-03-31: still billable
+    assert practice.month("P1", MARCH)["billed_codes"] == "99490"
+    _, codes = practice.run(as_of="2026-04-01")   # no new drop: only tonight's date moved
+    assert codes["build"] == {"mode": "incremental", "reason": None, "patient_months": 2}
+    assert practice.month("P1", MARCH)["reasons_not_billed"] == ["past_timely_filing: filing limit 2026-03-31"]
+    assert practice.lines("P1", MARCH) == []
+    assert_same_as_full_rebuild(practice, as_of="2026-04-01")
+
+
+def test_a_new_inpatient_stay_in_a_drop_recomputes_its_patient(practice):
+    practice.run()
+    practice.drop = "2026-03-02"
+    # P1's 25 minutes on March 10th fall inside a hospital stay the new drop reports
+    practice.encounter("P1", "2025-03-09", "99223", place_of_service="21", discharge_date="2025-03-12")
+    minutes, _ = practice.run()
+    assert minutes["build"] == {"mode": "incremental", "reason": None, "patient_months": 1}
+    assert practice.month("P1", MARCH)["excluded_inpatient_stay"] == 25
+    assert_same_as_full_rebuild(practice)
+
+
+def test_a_staff_credential_change_rebuilds_everyone(practice):
+    practice.run()
+    practice.drop = "2026-03-02"
+    practice.staff_member("RN", "rn", _absent_columns=[], credential=None, supervising_npi=None)
+    minutes, _ = practice.run()
+    assert minutes["build"]["mode"] == "full"
+    # the export now carries credential and leaves the RN's empty: held
+    assert practice.month("P1", MARCH)["reasons_not_billed"] == ["staff_credential_missing: RN"]
     assert_same_as_full_rebuild(practice)

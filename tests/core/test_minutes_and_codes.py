@@ -1,8 +1,11 @@
 """Minutes per patient-month, eligibility and code choice: one row per rule, expectations computed by hand.
 
-Fee amounts (national, non-facility) used below:
-  2025: 99490 60.49, 99439 45.93, 99487 131.65, 99489 70.52, 99491 82.16, 99437 57.58, 99424 80.87, 99425 58.87
-  2026: 99490 66.13, 99439 47.50, 99487 144.29, 99489 78.16, 99491 86.00
+Fee amounts (national, non-facility; shared/domain/ccm-rules.md) used below:
+  2025: 99490 60.49, 99439 45.93, 99487 131.65, 99489 70.52, 99491 82.16, 99437 57.58, 99424 80.87, 99425 58.87,
+        99426 61.78, 99427 50.46
+  2026: 99490 66.13, 99439 50.44, 99487 144.29, 99489 78.16, 99491 89.18, 99437 63.13
+"fee_schedule_amount" is units x these: the amount the code choice ranks by.
+"expected_payment" is Medicare's share of the allowed amount (tests/core/test_rules_second_pass.py).
 The default patient (core_fixtures.Practice.enrolled) has E11.9 and I10, verbal
 consent of 2024-12-01 naming DOC, a standard care plan of 2024-12-01 and a
 99214 by DOC on 2024-11-15; minutes are logged in March 2025 unless stated.
@@ -56,7 +59,7 @@ def test_standard_ccm_bills_99490_then_each_full_20_minutes(practice, minutes, b
     practice.run()
     assert_has(practice.month("P1", MARCH), {
         "clinical_staff_minutes": minutes, "countable_minutes": minutes, "eligible": True,
-        "billed_codes": billed_codes, "expected_payment": money(payment), "reasons_not_billed": reasons,
+        "billed_codes": billed_codes, "fee_schedule_amount": money(payment), "reasons_not_billed": reasons,
         "next_threshold_minutes": next_threshold, "minutes_to_next_threshold": to_next,
     })
 
@@ -81,7 +84,7 @@ def test_complex_ccm_bills_99487_then_each_full_30_minutes(practice, minutes, co
     practice.run()
     complex_ = practice.candidate("P1", MARCH, "ccm_complex")
     assert (complex_["qualifies"], complex_["add_on_units"]) == (complex_qualifies, complex_add_on_units)
-    assert_has(practice.month("P1", MARCH), {"billed_codes": billed_codes, "expected_payment": money(payment)})
+    assert_has(practice.month("P1", MARCH), {"billed_codes": billed_codes, "fee_schedule_amount": money(payment)})
 
 
 @pytest.mark.parametrize(
@@ -132,7 +135,7 @@ def test_practitioner_ccm_bills_99491_then_each_full_30_minutes(practice, minute
     assert (ladder["add_on_units"] if ladder["qualifies"] else None) == practitioner_units
     assert_has(practice.month("P1", MARCH), {
         "practitioner_minutes": minutes, "clinical_staff_minutes": 0, "code_set": code_set,
-        "billed_codes": billed_codes, "expected_payment": money(payment), "next_threshold_minutes": next_threshold,
+        "billed_codes": billed_codes, "fee_schedule_amount": money(payment), "next_threshold_minutes": next_threshold,
     })
 
 
@@ -151,7 +154,7 @@ def test_practitioner_and_staff_time_bill_the_set_that_pays_more(practice, docto
     practice.run()
     assert_has(practice.month("P1", MARCH), {
         "practitioner_minutes": doctor, "clinical_staff_minutes": nurse, "countable_minutes": doctor + nurse,
-        "billed_codes": billed_codes, "expected_payment": money(payment),
+        "billed_codes": billed_codes, "fee_schedule_amount": money(payment),
     })
     assert len(practice.rows("select * from core.code_choice where is_billed")) == 1  # mutually exclusive
 
@@ -170,7 +173,9 @@ def test_another_practitioners_time_counts_as_clinical_staff_time_not_toward_994
 def test_the_consent_in_effect_at_month_end_names_the_one_billing_practitioner(practice):
     practice.enrolled()
     practice.consent("P1", "2025-03-20", npi=OTHER_NP_NPI)
-    practice.encounter("P1", "2025-03-20", "99213", npi=OTHER_NP_NPI)
+    # NP2's own visit before March 5 (was 2025-03-20: minutes before the initiating
+    # visit no longer count, and March 5 would have been before it)
+    practice.encounter("P1", "2025-02-15", "99213", npi=OTHER_NP_NPI)
     february = practice.log("P1", "DOC", "2025-02", 30)
     march = practice.log("P1", "DOC", MARCH, 30, day=5)
     practice.run()
@@ -190,10 +195,8 @@ def test_the_consent_in_effect_at_month_end_names_the_one_billing_practitioner(p
         pytest.param("DOC", 60, "99424 99425", "139.74", [], id="one_condition_practitioner_60_adds_99425"),
         pytest.param("DOC", 20, None, None, ["one_chronic_condition", "below_threshold: 20 of 30 minutes"],
                      id="one_condition_below_pcm_threshold"),
-        # 99426 has no amount in the rules files: reported, never billed at a guessed price
-        pytest.param("RN", 40, None, None,
-                     ["one_chronic_condition", "unpriced_code: 99426"],
-                     id="one_condition_staff_pcm_unpriced_is_reported"),
+        # 99426 is priced now (PPRRVU2025: 1.91 RVU x 32.3465 = 61.78); it used to be unpriced and never billed
+        pytest.param("RN", 40, "99426", "61.78", [], id="one_condition_staff_40_bills_99426"),
     ],
 )
 def test_one_chronic_condition_is_pcm_never_ccm(practice, staff_id, minutes, billed_codes, payment, reasons):
@@ -202,7 +205,7 @@ def test_one_chronic_condition_is_pcm_never_ccm(practice, staff_id, minutes, bil
     practice.run()
     assert_has(practice.month("P1", MARCH), {
         "chronic_condition_count": 1, "eligible": True, "billed_codes": billed_codes,
-        "expected_payment": money(payment), "reasons_not_billed": reasons,
+        "fee_schedule_amount": money(payment), "reasons_not_billed": reasons,
     })
     assert all(line["icd10_codes"] == ["E119"] for line in practice.lines("P1", MARCH))
 
@@ -433,9 +436,11 @@ def test_minutes_that_do_not_count_are_excluded_with_their_reason(practice, setu
 def test_activity_of_an_unknown_patient_is_reported_not_billed(practice):
     practice.activity("P404", "RN", "2025-03-05 09:00", 30)
     practice.run()
+    # no below_threshold reason any more: minutes are a reason only on a ladder the patient's
+    # conditions fit, and nothing is known of this patient's
     assert_has(practice.month("P404", MARCH), {
         "excluded_unknown_patient_or_staff": 30, "eligible": False, "billed_codes": None,
-        "reasons_not_billed": ["unknown_patient", "below_threshold: 0 of 20 minutes"],
+        "reasons_not_billed": ["unknown_patient"],
     })
 
 
@@ -512,9 +517,12 @@ def test_service_month_is_the_practice_local_month(practice, started_at, month, 
     "month, staff_id, minutes, rules_year, billed_codes, payment",
     [
         pytest.param("2025-12", "RN", 40, 2025, "99490 99439", "106.42", id="december_2025_uses_2025_amounts"),
-        pytest.param("2026-01", "RN", 40, 2026, "99490 99439", "113.63", id="january_2026_uses_2026_amounts"),
-        pytest.param("2026-01", "DOC", 30, 2026, "99491", "86.00", id="2026_99491_amount"),
-        pytest.param("2026-01", "DOC", 60, 2026, "99490 99439x2", "161.13", id="2026_standard_161_13_beats_149_13"),
+        # 2026 amounts from PPRRVU2026 (the digest's corrected table): 99439 50.44 (was ~47.50), 99491 89.18 (was ~86)
+        # 66.13 + 50.44 = 116.57
+        pytest.param("2026-01", "RN", 40, 2026, "99490 99439", "116.57", id="january_2026_uses_2026_amounts"),
+        pytest.param("2026-01", "DOC", 30, 2026, "99491", "89.18", id="2026_99491_amount"),
+        # 66.13 + 2 x 50.44 = 167.01 beats 89.18 + 63.13 = 152.31
+        pytest.param("2026-01", "DOC", 60, 2026, "99490 99439x2", "167.01", id="2026_standard_167_01_beats_152_31"),
     ],
 )
 def test_each_service_month_uses_its_own_years_rules(practice, month, staff_id, minutes, rules_year, billed_codes,
@@ -523,7 +531,7 @@ def test_each_service_month_uses_its_own_years_rules(practice, month, staff_id, 
     practice.log("P1", staff_id, month, minutes)
     practice.run()
     assert_has(practice.month("P1", month), {"rules_year": rules_year, "billed_codes": billed_codes,
-                                             "expected_payment": money(payment)})
+                                             "fee_schedule_amount": money(payment)})
 
 
 def test_a_year_without_a_rules_file_is_reported_not_billed(practice):
@@ -536,25 +544,28 @@ def test_a_year_without_a_rules_file_is_reported_not_billed(practice):
 
 
 @pytest.mark.parametrize(
-    "rule, activities, date_of_service",
+    "rule, activities, date_of_service, line_dates",
     [
         pytest.param("end_of_month", [("RN", "2025-03-03", 10), ("RN", "2025-03-09", 10), ("RN", "2025-03-20", 25)],
-                     date(2025, 3, 31), id="end_of_month_is_the_last_day"),
+                     date(2025, 3, 31), [date(2025, 3, 31), date(2025, 3, 31)], id="end_of_month_is_the_last_day"),
+        # 20 minutes on the 9th (99490), 45 on the 20th: 99439's 40th minute was logged on the 20th
+        # (the add-on used to share the base's date)
         pytest.param("threshold_met", [("RN", "2025-03-03", 10), ("RN", "2025-03-09", 10), ("RN", "2025-03-20", 25)],
-                     date(2025, 3, 9), id="threshold_met_is_the_day_20_minutes_were_reached"),
+                     date(2025, 3, 9), [date(2025, 3, 9), date(2025, 3, 20)],
+                     id="threshold_met_each_line_its_own_threshold"),
         # 99491 is billed: its own pool (practitioner minutes) reaches 30 on the 6th; total reached 20 on the 4th
         pytest.param("threshold_met", [("DOC", "2025-03-02", 15), ("RN", "2025-03-04", 5), ("DOC", "2025-03-06", 15)],
-                     date(2025, 3, 6), id="threshold_met_uses_the_billed_sets_own_minutes"),
+                     date(2025, 3, 6), [date(2025, 3, 6)], id="threshold_met_uses_the_billed_sets_own_minutes"),
     ],
 )
-def test_date_of_service_is_shared_by_base_and_add_on(tmp_path, rule, activities, date_of_service):
+def test_date_of_service_per_line(tmp_path, rule, activities, date_of_service, line_dates):
     practice = Practice(tmp_path / "w.duckdb", settings=settings_with(date_of_service=rule)).team()
     practice.enrolled()
     for staff_id, day, minutes in activities:
         practice.activity("P1", staff_id, f"{day} 09:00", minutes)
     practice.run()
     assert practice.month("P1", MARCH)["date_of_service"] == date_of_service
-    assert {line["date_of_service"] for line in practice.lines("P1", MARCH)} == {date_of_service}
+    assert [line["date_of_service"] for line in practice.lines("P1", MARCH)] == line_dates
 
 
 @pytest.mark.parametrize(
@@ -579,27 +590,35 @@ def test_code_lines_carry_units_minutes_amounts_and_diagnoses(practice):
     practice.enrolled()
     practice.log("P1", "RN", MARCH, 75)
     practice.run()
-    lines = [{k: line[k] for k in ("line_number", "cpt_code", "units", "minutes", "charge_amount", "expected_payment")}
-             for line in practice.lines("P1", MARCH)]
+    columns = ("line_number", "cpt_code", "units", "minutes", "charge_amount", "fee_schedule_amount",
+               "allowed_amount", "expected_payment", "patient_responsibility")
+    lines = [{k: line[k] for k in columns} for line in practice.lines("P1", MARCH)]
+    # charges from the sample charge master (99490 95.00, 99439 70.00 a unit); allowed = the lower of
+    # charge and fee. 99490: 60.49 -> Medicare 80% = 48.39, less 2% = 0.97 -> 47.42; patient 12.10.
+    # 99439 x2: 91.86 -> 73.49, less 1.47 -> 72.02; patient 18.37.
     assert lines == [
-        {"line_number": 1, "cpt_code": "99490", "units": 1, "minutes": 20,
-         "charge_amount": Decimal("60.49"), "expected_payment": Decimal("60.49")},
-        {"line_number": 2, "cpt_code": "99439", "units": 2, "minutes": 55,
-         "charge_amount": Decimal("91.86"), "expected_payment": Decimal("91.86")},
+        {"line_number": 1, "cpt_code": "99490", "units": 1, "minutes": 20, "charge_amount": Decimal("95.00"),
+         "fee_schedule_amount": Decimal("60.49"), "allowed_amount": Decimal("60.49"),
+         "expected_payment": Decimal("47.42"), "patient_responsibility": Decimal("12.10")},
+        {"line_number": 2, "cpt_code": "99439", "units": 2, "minutes": 55, "charge_amount": Decimal("140.00"),
+         "fee_schedule_amount": Decimal("91.86"), "allowed_amount": Decimal("91.86"),
+         "expected_payment": Decimal("72.02"), "patient_responsibility": Decimal("18.37")},
     ]
     for line in practice.lines("P1", MARCH):
         assert_has(line, {"billing_npi": DOCTOR_NPI, "billing_provider_npi": GROUP_NPI,
                           "icd10_codes": ["E119", "I10"], "date_of_service": date(2025, 3, 31)})
 
 
-def test_practice_charges_set_the_charge_not_the_expected_payment(tmp_path):
+def test_practice_charges_set_the_charge_not_the_allowed_amount(tmp_path):
     practice = Practice(tmp_path / "w.duckdb", settings=settings_with(charges={"99490": 120.0, "99439": 80.0})).team()
     practice.enrolled()
     practice.log("P1", "RN", MARCH, 60)
     practice.run()
-    lines = [(l["cpt_code"], l["charge_amount"], l["expected_payment"]) for l in practice.lines("P1", MARCH)]
+    lines = [(l["cpt_code"], l["charge_amount"], l["allowed_amount"]) for l in practice.lines("P1", MARCH)]
     assert lines == [("99490", Decimal("120.00"), Decimal("60.49")), ("99439", Decimal("160.00"), Decimal("91.86"))]
-    assert_has(practice.month("P1", MARCH), {"charge_amount": Decimal("280.00"), "expected_payment": Decimal("152.35")})
+    # expected: 47.42 + 72.02 = 119.44 (see test_code_lines_carry_units_minutes_amounts_and_diagnoses)
+    assert_has(practice.month("P1", MARCH), {"charge_amount": Decimal("280.00"), "allowed_amount": Decimal("152.35"),
+                                             "expected_payment": Decimal("119.44")})
 
 
 @pytest.mark.parametrize(
@@ -633,8 +652,9 @@ def test_stage_summaries_and_a_repeated_run_gives_the_same_tables(practice):
     assert minutes == {"build": {"mode": "full", "reason": "first build", "patient_months": 2},
                        "activities": 3, "patient_months": 2, "countable_minutes": 75, "excluded_minutes": 10,
                        "excluded_by_reason": {"non_clinical_role": 10}}
+    # 99490 60.49 -> 47.42; 99439 45.93 -> 80% 36.74, less 2% 0.73 -> 36.01; 47.42 + 36.01 = 83.43
     assert_has(billing, {"patient_months": 2, "eligible": 1, "billed": 1, "billed_closed": 1, "code_lines": 2,
-                         "expected_payment": 106.42, "years_without_rules": []})
+                         "expected_payment": 83.43, "years_without_rules": []})
     first = practice.rows("select * from core.patient_month order by patient_id")
     practice.run()
     assert practice.rows("select * from core.patient_month order by patient_id") == first
@@ -642,7 +662,7 @@ def test_stage_summaries_and_a_repeated_run_gives_the_same_tables(practice):
 
 def test_a_payment_tie_goes_to_the_earlier_code_set_in_the_rules_file(tmp_path):
     raw = yaml.safe_load((RULES_DIR / "2025.yaml").read_text())
-    raw["fees"]["99491"] = 60.49  # now 99491 pays exactly what 99490 pays
+    raw["fee_schedule"]["rvus"]["99491"] = {"total": 1.87}  # now 99491 pays exactly what 99490 pays (60.49)
     folder = tmp_path / "rules"
     folder.mkdir()
     (folder / "2025.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -650,7 +670,7 @@ def test_a_payment_tie_goes_to_the_earlier_code_set_in_the_rules_file(tmp_path):
     practice.enrolled()
     practice.log("P1", "DOC", MARCH, 30)
     practice.run()
-    assert_has(practice.month("P1", MARCH), {"code_set": "ccm_standard", "expected_payment": Decimal("60.49")})
+    assert_has(practice.month("P1", MARCH), {"code_set": "ccm_standard", "fee_schedule_amount": Decimal("60.49")})
 
 
 def test_enough_minutes_in_an_ineligible_month_report_only_what_is_missing(practice):

@@ -217,3 +217,44 @@ def test_warehouse_is_readable_by_its_owner_only(tmp_path):
     write_drop(tmp_path / "landing", "2026-01-13", [activity("A1")])
     assert ccm_run(tmp_path) == 0
     assert (tmp_path / "w.duckdb").stat().st_mode & 0o077 == 0
+
+
+# -- evidence columns: present (maybe empty) or absent, recorded per row and per file --------------------
+
+PLAN = dict(plan_id="CP1", patient_id="P1", established_date="2025-12-01", revised_date="", revision="none",
+            complexity="standard", shared_with_patient_date="", focus_icd10="", goals="")
+REQUIRED_PLAN_COLUMNS = ["plan_id", "patient_id", "established_date", "revision", "complexity"]
+
+
+def test_whether_a_file_had_an_evidence_column_is_recorded_and_an_empty_one_is_a_new_version(tmp_path):
+    landing = tmp_path / "landing"
+    write_table(write_drop(landing, "2026-01-13", [activity("A1")]), "care_plans", [PLAN],
+                columns=REQUIRED_PLAN_COLUMNS)
+    assert ccm_run(tmp_path) == 0
+    assert query(tmp_path, "select absent_columns from raw.loaded_file_columns where table_name = 'care_plans'") == [
+        (["focus_icd10", "goals", "shared_with_patient_date"],)]
+    # the next export carries the columns, empty for this plan: the same values, but now
+    # known to be missing (evidence to hold on), so a new version of the row is stored
+    write_table(write_drop(landing, "2026-01-14", [activity("A1")]), "care_plans", [PLAN])
+    assert ccm_run(tmp_path) == 0
+    assert query(tmp_path, "select _drop, _absent_columns from raw.care_plans order by _drop") == [
+        ("2026-01-13", ["focus_icd10", "goals", "shared_with_patient_date"]), ("2026-01-14", [])]
+    assert query(tmp_path, "select _absent_columns from staging.care_plans") == [([],)]
+    # and a third, identical export stores nothing new
+    write_table(write_drop(landing, "2026-01-15", [activity("A1")]), "care_plans", [PLAN])
+    assert ccm_run(tmp_path) == 0
+    assert query(tmp_path, "select count(*) from raw.care_plans") == [(2,)]
+
+
+def test_consent_elements_are_read_as_a_set_and_an_unknown_one_is_quarantined(tmp_path):
+    landing = tmp_path / "landing"
+    drop = write_drop(landing, "2026-01-13", [activity("A1")])
+    consent = dict(patient_id="P1", consent_date="2025-12-01", method="verbal", billing_npi="1345678902",
+                   revoked_date="", obtained_by="S-RN")
+    write_table(drop, "consents", [dict(consent, elements_explained=" Right_to_stop;availability ; cost_sharing;"),
+                                   dict(consent, consent_date="2025-12-02", elements_explained="availability;cash")])
+    assert ccm_run(tmp_path) == 0
+    assert query(tmp_path, "select elements_explained from raw.consents") == [
+        ("availability;cost_sharing;right_to_stop",)]
+    assert query(tmp_path, "select column_name, reason from raw.quarantine where table_name = 'consents'") == [
+        ("elements_explained", "not a list (; between) of availability/cost_sharing/one_practitioner/right_to_stop")]

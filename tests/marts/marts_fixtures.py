@@ -51,11 +51,15 @@ create table core.patient_month (
     qualifying_icd10 varchar[], eligible boolean, code_set varchar, billed_codes varchar,
     expected_payment decimal(10,2), charge_amount decimal(10,2), date_of_service date,
     reasons_not_billed varchar[], next_threshold_minutes integer, minutes_to_next_threshold integer,
-    month_closed boolean);
+    month_closed boolean, excluded_inpatient_stay integer, excluded_before_initiating_visit integer,
+    initiating_visit_date date, evidence_gaps varchar[], fee_schedule_amount decimal(10,2),
+    allowed_amount decimal(10,2), patient_responsibility decimal(10,2), timely_filing_deadline date,
+    timely_filing_status varchar);
 create table core.code_lines (
     patient_id varchar, service_month date, billing_npi varchar, billing_provider_npi varchar, cpt_code varchar,
     units integer, minutes integer, charge_amount decimal(10,2), expected_payment decimal(10,2),
-    date_of_service date, line_number integer, icd10_codes varchar[]);
+    date_of_service date, line_number integer, icd10_codes varchar[], fee_schedule_amount decimal(10,2),
+    allowed_amount decimal(10,2), patient_responsibility decimal(10,2));
 create table core.activity_minutes (
     activity_id varchar, patient_id varchar, staff_id varchar, role_class varchar, service_month date,
     activity_date date, duration_minutes integer, countable_minutes integer, counted_as varchar,
@@ -78,7 +82,9 @@ DEC, JAN, FEB = date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)
 def patient_month(patient_id: str, month: date, minutes: int, *, eligible: bool = True, codes: str | None = None,
                   payment: str | None = None, reasons: list[str] | None = None, held: int = 0,
                   before_consent: int = 0, next_threshold: int | None = 20, to_next: int | None = None,
-                  closed: bool = True) -> dict:
+                  closed: bool = True, filing: tuple[date, str] | None = None) -> dict:
+    """The amounts are what the marts pass through (fee = charge = allowed = `payment`), not
+    Medicare's arithmetic, which the core tests prove. filing: (deadline, status)."""
     if to_next is None and next_threshold is not None:
         to_next = next_threshold - minutes
     return dict(
@@ -90,7 +96,11 @@ def patient_month(patient_id: str, month: date, minutes: int, *, eligible: bool 
         eligible=eligible, code_set="ccm" if codes else None, billed_codes=codes,
         expected_payment=Decimal(payment) if payment else None, charge_amount=Decimal(payment) if payment else None,
         date_of_service=(month.replace(day=28) if codes else None), reasons_not_billed=reasons or [],
-        next_threshold_minutes=next_threshold, minutes_to_next_threshold=to_next, month_closed=closed)
+        next_threshold_minutes=next_threshold, minutes_to_next_threshold=to_next, month_closed=closed,
+        excluded_inpatient_stay=0, excluded_before_initiating_visit=0, initiating_visit_date=date(2025, 5, 20),
+        evidence_gaps=[], fee_schedule_amount=Decimal(payment) if payment else None,
+        allowed_amount=Decimal(payment) if payment else None, patient_responsibility=None,
+        timely_filing_deadline=filing[0] if filing else None, timely_filing_status=filing[1] if filing else "ok")
 
 
 PATIENT_MONTHS = [
@@ -151,9 +161,9 @@ def build_warehouse(path: Path, extra_columns: bool = False) -> duckdb.DuckDBPyC
         con.execute(f"insert into core.patient_month ({', '.join(cols)}) values ({', '.join('?' * len(cols))})",
                     [pm[c] for c in cols])
     con.executemany(
-        "insert into core.code_lines values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into core.code_lines values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
         [[p, m, MD_NPI, GROUP_NPI, code, units, mins, Decimal(ch), Decimal(pay), m.replace(day=28), line,
-          ["E119", "I10"]] for p, m, code, units, mins, ch, pay, line in CODE_LINES])
+          ["E119", "I10"], Decimal(ch), Decimal(ch)] for p, m, code, units, mins, ch, pay, line in CODE_LINES])
 
     con.executemany("insert into staging.patients values (?, ?, ?, ?, ?)",
                     [[p, MBI[p], first, last, "medicaid" if p == "P5" else "medicare_part_b"]
@@ -272,7 +282,8 @@ def add_edge_cases(con: duckdb.DuckDBPyConnection) -> None:
     # 2024's only observed fee
     rows.append(patient_month("E14", nov, 21, codes="99490", payment="55.00"))
     rows[-1]["rules_year"] = 2024
-    con.execute("insert into core.code_lines values ('E14', ?, ?, ?, '99490', 1, 21, 55.00, 55.00, ?, 1, ['E119'])",
+    con.execute("insert into core.code_lines values ('E14', ?, ?, ?, '99490', 1, 21, 55.00, 55.00, ?, 1, ['E119'], "
+                "55.00, 55.00, null)",
                 [nov, MD_NPI, GROUP_NPI, date(2025, 11, 30)])
     for pm in rows:
         cols = list(pm)

@@ -29,13 +29,19 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("excluded_face_to_face", "INTEGER"), ("excluded_non_clinical_role", "INTEGER"),
         ("excluded_before_consent", "INTEGER"), ("excluded_after_revocation", "INTEGER"),
         ("excluded_held_documentation", "INTEGER"), ("excluded_voided", "INTEGER"), ("excluded_duplicate", "INTEGER"),
+        ("excluded_inpatient_stay", "INTEGER"), ("excluded_before_initiating_visit", "INTEGER"),
         ("excluded_minutes", "INTEGER"), ("chronic_condition_count", "INTEGER"), ("qualifying_icd10", "VARCHAR[]"),
-        ("eligible", "BOOLEAN"), ("code_set", "VARCHAR"), ("codes", "VARCHAR"), ("charge_amount", "DECIMAL(10,2)"),
-        ("expected_payment", "DECIMAL(10,2)"), ("date_of_service", "DATE"), ("reasons_not_billed", "VARCHAR[]"),
+        ("initiating_visit_date", "DATE"), ("eligible", "BOOLEAN"), ("evidence_gaps", "VARCHAR[]"),
+        ("code_set", "VARCHAR"), ("codes", "VARCHAR"), ("fee_schedule_amount", "DECIMAL(10,2)"),
+        ("charge_amount", "DECIMAL(10,2)"), ("allowed_amount", "DECIMAL(10,2)"),
+        ("expected_payment", "DECIMAL(10,2)"), ("patient_responsibility", "DECIMAL(10,2)"),
+        ("date_of_service", "DATE"), ("timely_filing_deadline", "DATE"), ("timely_filing_status", "VARCHAR"),
+        ("reasons_not_billed", "VARCHAR[]"),
         ("reason_codes", "VARCHAR[]"), ("next_threshold_minutes", "INTEGER"), ("minutes_to_next_threshold", "INTEGER"),
         ("outcome", "VARCHAR"), ("billed", "BOOLEAN"), ("batch_id", "VARCHAR"), ("claim_id", "VARCHAR"),
         ("billed_run_id", "VARCHAR"), ("billed_at", "TIMESTAMP WITH TIME ZONE"), ("billed_codes", "VARCHAR"),
-        ("billed_charge_amount", "DECIMAL(10,2)"), ("billed_expected_payment", "DECIMAL(10,2)"),
+        ("billed_charge_amount", "DECIMAL(10,2)"), ("billed_allowed_amount", "DECIMAL(10,2)"),
+        ("billed_expected_payment", "DECIMAL(10,2)"), ("billed_patient_responsibility", "DECIMAL(10,2)"),
         ("needs_review", "BOOLEAN"), ("left_on_table_reason", "VARCHAR"), ("left_on_table_detail", "VARCHAR"),
         ("minutes_short", "INTEGER"), ("base_code", "VARCHAR"), ("base_code_fee", "DECIMAL(10,2)"),
         ("estimated_left_on_table", "DECIMAL(10,2)"),
@@ -45,8 +51,9 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("committed_at", "TIMESTAMP WITH TIME ZONE"), ("claim_id", "VARCHAR"), ("patient_id", "VARCHAR"),
         ("service_month", "DATE"), ("billing_npi", "VARCHAR"), ("billing_provider_npi", "VARCHAR"),
         ("line_number", "INTEGER"), ("cpt_code", "VARCHAR"), ("units", "INTEGER"), ("minutes", "INTEGER"),
-        ("charge_amount", "DECIMAL(10,2)"), ("expected_payment", "DECIMAL(10,2)"), ("date_of_service", "DATE"),
-        ("icd10_codes", "VARCHAR[]"), ("needs_review", "BOOLEAN"),
+        ("charge_amount", "DECIMAL(10,2)"), ("allowed_amount", "DECIMAL(10,2)"),
+        ("expected_payment", "DECIMAL(10,2)"), ("patient_responsibility", "DECIMAL(10,2)"),
+        ("date_of_service", "DATE"), ("icd10_codes", "VARCHAR[]"), ("needs_review", "BOOLEAN"),
     ],
     "dq_flags": [
         ("run_id", "VARCHAR"), ("raised_at", "TIMESTAMP WITH TIME ZONE"), ("drop_name", "VARCHAR"),
@@ -73,7 +80,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
     "revenue_summary": [
         ("service_month", "DATE"), ("rules_year", "INTEGER"), ("month_closed", "BOOLEAN"), ("outcome", "VARCHAR"),
         ("reason", "VARCHAR"), ("reason_detail", "VARCHAR"), ("patient_months", "BIGINT"),
-        ("countable_minutes", "BIGINT"), ("charge_amount", "DECIMAL(12,2)"), ("expected_payment", "DECIMAL(12,2)"),
+        ("countable_minutes", "BIGINT"), ("charge_amount", "DECIMAL(12,2)"), ("allowed_amount", "DECIMAL(12,2)"),
+        ("expected_payment", "DECIMAL(12,2)"), ("patient_responsibility", "DECIMAL(12,2)"),
         ("estimated_left_on_table", "DECIMAL(12,2)"), ("base_code_fee", "DECIMAL(10,2)"),
     ],
     "threshold_worklist": [
@@ -84,7 +92,8 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("countable_minutes", "INTEGER"), ("clinical_staff_minutes", "INTEGER"), ("practitioner_minutes", "INTEGER"),
         ("held_minutes", "INTEGER"), ("next_threshold_minutes", "INTEGER"), ("minutes_to_next_threshold", "INTEGER"),
         ("codes_so_far", "VARCHAR"), ("expected_payment_so_far", "DECIMAL(10,2)"), ("last_contact_date", "DATE"),
-        ("days_since_last_contact", "INTEGER"),
+        ("days_since_last_contact", "INTEGER"), ("timely_filing_deadline", "DATE"),
+        ("reasons_not_billed", "VARCHAR[]"),
     ],
 }
 REFERENCE_TABLES = {"fee_reference": [("rules_year", "INTEGER"), ("cpt_code", "VARCHAR"), ("fee", "DECIMAL(10,2)"),
@@ -591,3 +600,34 @@ def test_worklist_with_unusual_reasons_lists_orders_by_gap_then_last_contact(edg
              for r in worklist(con, date(2026, 3, 5))]
     assert sorted(march) == [("P1", "no_minutes_yet", 20), ("P10", "no_minutes_yet", 20),
                              ("P2", "no_minutes_yet", 20), ("P3", "no_minutes_yet", 20)]
+
+
+def test_a_closed_unbilled_month_near_its_filing_limit_heads_the_worklist(con, tmp_path):
+    # February 2025 (date of service 2025-02-28): the limit is 2026-02-28; on 2026-02-10 the month is
+    # older than 11 months (after 2026-01-28), so the codes stage marks it due_soon
+    from marts_fixtures import patient_month
+    feb_2025 = date(2025, 2, 1)
+    due = patient_month("P3", feb_2025, 12, held=10, reasons=["below_threshold: 12 of 20 minutes"],
+                        filing=(date(2026, 2, 28), "due_soon"))
+    billed = patient_month("P1", feb_2025, 25, codes="99490", payment="60.49", filing=(date(2026, 2, 28), "due_soon"))
+    for pm in (due, billed):
+        con.execute(f"insert into core.patient_month ({', '.join(pm)}) values ({', '.join('?' * len(pm))})",
+                    list(pm.values()))
+    con.execute("insert into billing.ledger (patient_id, service_month, batch_id, claim_id, billing_npi, "
+                "billing_provider_npi, billed_codes, units, charge_amount, date_of_service, run_id, committed_at) "
+                "values ('P1', ?, 'B-FEB25', 'C-FEB25-P1', 'x', 'y', '99490', 1, 60.49, ?, 'r', now())",
+                [feb_2025, date(2025, 2, 28)])
+    summary = build_marts(con, load_settings(), RUN_2, AS_OF, tmp_path / "runs" / RUN_2)
+    first = worklist(con, AS_OF)[0]
+    assert {k: first[k] for k in ("priority", "patient_id", "service_month", "worklist_status",
+                                  "timely_filing_deadline", "reasons_not_billed", "days_left_in_month",
+                                  "held_minutes")} == {
+        "priority": 1, "patient_id": "P3", "service_month": feb_2025, "worklist_status": "timely_filing_due",
+        "timely_filing_deadline": date(2026, 2, 28), "reasons_not_billed": ["below_threshold: 12 of 20 minutes"],
+        "days_left_in_month": None, "held_minutes": 10}
+    # the billed one is not listed; the open month's patients follow, counted as before
+    assert [r["patient_id"] for r in worklist(con, AS_OF)] == ["P3", "P1", "P2", "P3", "P9", "P7"]
+    assert summary["worklist_rows"] == 5 and summary["timely_filing_due"] == 1
+    with open(summary["worklist_csv"], newline="", encoding="utf-8") as fh:
+        table = list(csv.reader(fh))
+    assert table[1][table[0].index("reasons_not_billed")] == "below_threshold: 12 of 20 minutes"

@@ -43,7 +43,8 @@ def add_patient(con, drop: str, patient_id: str = "P1", mbi: str = "1EG4TE5MK73"
 def add_staff(con, drop: str, staff_id: str = "S1", role: str = "rn", npi: str | None = None,
               full_name: str = "Rita Nurse") -> None:
     con.execute(
-        "insert into raw.staff values (?, ?, ?, ?, ?, 'staff.csv', ?, 'run-test')",
+        "insert into raw.staff (staff_id, full_name, role, npi, _drop, _file, _row_number, _run_id) "
+        "values (?, ?, ?, ?, ?, 'staff.csv', ?, 'run-test')",
         [staff_id, full_name, role, npi, drop, _next_row(con, "staff", drop)],
     )
 

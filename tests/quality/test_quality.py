@@ -416,3 +416,36 @@ def test_suite_names_a_missing_column_and_checks_mbi_and_npi_formats():
     report = validate_table("staff", staff)
     assert not report.success
     assert report.errors == ["staff.npi: fails the NPI check digit in 1 of 3 rows (33.3%); first at row 3 (staff_id S3)"]
+
+
+# ---------------------------------------------------------------- an activity never overlaps itself
+
+@pytest.mark.parametrize(
+    "versions",
+    [
+        # (drop, start, minutes): the same activity id seen twice
+        pytest.param([(D1, "2026-02-02 10:00", 30), (D1, "2026-02-02 10:00", 30)], id="twice_in_one_drop_identical"),
+        pytest.param([(D1, "2026-02-02 10:00", 30), (D1, "2026-02-02 10:10", 30)], id="twice_in_one_drop_amended"),
+        pytest.param([(D1, "2026-02-02 10:00", 30), (D2, "2026-02-02 10:00", 30)], id="in_two_drops_identical"),
+        pytest.param([(D1, "2026-02-02 10:00", 30), (D2, "2026-02-02 10:15", 30)], id="in_two_drops_amended"),
+    ],
+)
+def test_an_activity_seen_twice_is_one_activity_and_never_overlaps_itself(con, versions):
+    base_drop(con, D1)
+    for drop, start, minutes in versions:
+        add_activity(con, drop, "A1", start, minutes)
+    flag(con, sorted({d for d, _, _ in versions}))
+    assert [f for f in flags_of(con, "A1") if f[1] == "overlap"] == []
+    assert hold_of(con, "A1") is None
+    assert con.execute("select count(*) from staging.activities where activity_id = 'A1'").fetchone()[0] == 1
+
+
+def test_two_different_activities_of_one_staff_member_still_overlap(con):
+    base_drop(con, D1)
+    add_activity(con, D1, "A1", "2026-02-02 10:00", 30)
+    add_activity(con, D1, "A1", "2026-02-02 10:00", 30)   # A1 repeated: still one activity
+    add_activity(con, D1, "A2", "2026-02-02 10:20", 30)   # a different activity: 10 shared minutes
+    flag(con, [D1])
+    assert hold_of(con, "A1") == (10, "overlap") and hold_of(con, "A2") == (10, "overlap")
+    message = con.execute("select message from quality.flags where activity_id = 'A1'").fetchone()[0]
+    assert message == "overlaps 1 other activity of the same staff member (A2) for 10 of its 30 minutes"

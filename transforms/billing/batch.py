@@ -64,11 +64,11 @@ from transforms.billing.x12_837p import (BillingProviderInfo, Envelope, claim_bl
 
 log = logging.getLogger(__name__)
 
+# The contract's columns, in its order (allowed: the lower of charge and fee schedule amount;
+# expected payment: Medicare's share of it; patient responsibility: the coinsurance).
 CSV_COLUMNS = ("batch_id", "claim_id", "billing_npi", "patient_id", "mbi", "service_month", "date_of_service",
-               "cpt_code", "units", "minutes", "icd10_codes", "charge_amount", "expected_payment")
-# Visits that can initiate CCM (office E/M, AWV, IPPE): shown as evidence in the audit packet.
-INITIATING_VISIT_CODES = ("99202", "99203", "99204", "99205", "99211", "99212", "99213", "99214", "99215",
-                          "G0438", "G0439", "G0402")
+               "cpt_code", "units", "minutes", "icd10_codes", "charge_amount", "allowed_amount", "expected_payment",
+               "patient_responsibility")
 CHUNK_CLAIMS = 25_000  # claims rendered, checked and written at a time: bounds memory, not output
 AUDIT_CHUNK_CLAIMS = 20_000  # audit packets (a few KB each) fetched at a time
 PYX12_SAMPLE_FIRST = 300  # above x12_full_max_claims: pyx12 reads these first claims of each interchange ...
@@ -173,13 +173,16 @@ class Batch:
 
 
 def _totals(con) -> dict[str, Any]:
-    claims, lines, units, charges, expected = con.execute("""
+    claims, lines, units, charges, allowed, expected, patient = con.execute("""
         select count(distinct claim_id), count(*), coalesce(sum(units), 0), coalesce(sum(charge_amount), 0),
-               coalesce(sum(coalesce(expected_payment, 0)), 0)
+               coalesce(sum(coalesce(allowed_amount, 0)), 0), coalesce(sum(coalesce(expected_payment, 0)), 0),
+               coalesce(sum(coalesce(patient_responsibility, 0)), 0)
         from claimable_lines""").fetchall()[0]
-    charges, expected = Decimal(charges).quantize(Decimal("0.01")), Decimal(expected).quantize(Decimal("0.01"))
+    charges, allowed, expected, patient = (Decimal(v).quantize(Decimal("0.01"))
+                                           for v in (charges, allowed, expected, patient))
     return {"claims": claims, "lines": lines, "units": int(units), "charges": float(charges),
-            "expected_payment": float(expected), "charges_text": str(charges), "expected_payment_text": str(expected)}
+            "expected_payment": float(expected), "charges_text": str(charges), "expected_payment_text": str(expected),
+            "allowed_amount_text": str(allowed), "patient_responsibility_text": str(patient)}
 
 
 def _plan_interchanges(con, settings: Settings, batch: Batch, first_control_number: int) -> list[str]:
@@ -480,9 +483,15 @@ def _audit_sql(con) -> str:
             rules = (f"select b.claim_id, json_object({fields}) as item from chunk b "
                      f"join core.eligibility e using (patient_id, service_month) "
                      f"qualify row_number() over (partition by b.claim_id) = 1")
-    codes = ", ".join(f"'{c}'" for c in INITIATING_VISIT_CODES)
+    # the visit that initiated care management, as the rules stage found it (core.eligibility)
+    initiating = "select null::varchar as claim_id, null::varchar as encounter_id where false"
+    if table_exists(con, "core", "eligibility") and con.execute(
+            "select count(*) from information_schema.columns where table_schema = 'core' "
+            "and table_name = 'eligibility' and column_name = 'initiating_encounter_id'").fetchone()[0]:
+        initiating = ("select b.claim_id, e.initiating_encounter_id as encounter_id from chunk b "
+                      "join core.eligibility e using (patient_id, service_month)")
     return (sql_text("billing/audit_packets.sql").replace("{rules_verdict}", rules)
-            .replace("{initiating_visit_codes}", codes))
+            .replace("{initiating_encounter}", initiating))
 
 
 def _write_manifest(settings: Settings, batch: Batch, path: Path) -> tuple[str, int]:
@@ -496,7 +505,9 @@ def _write_manifest(settings: Settings, batch: Batch, path: Path) -> tuple[str, 
         "counts": {"claims": t["claims"], "lines": t["lines"], "units": t["units"],
                    "interchanges": len(batch.interchanges), "audit_packets": t["claims"]},
         "control_totals": {"claims": t["claims"], "lines": t["lines"], "units": t["units"],
-                           "charges": t["charges_text"], "expected_payment": t["expected_payment_text"]},
+                           "charges": t["charges_text"], "allowed_amount": t["allowed_amount_text"],
+                           "expected_payment": t["expected_payment_text"],
+                           "patient_responsibility": t["patient_responsibility_text"]},
         "interchanges": batch.interchange_rows,
         "x12_validation": batch.validation,
     }

@@ -78,20 +78,28 @@ def commit_batch(con, batch: Batch, final: Path) -> None:
         con.executemany("insert into billing.control_numbers values (?, ?, ?, ?, ?, ?, 'used', ?)",
                         [(*row, now) for row in control_rows])
         con.execute("""
-            insert into billing.ledger
+            insert into billing.ledger (patient_id, service_month, claim_id, batch_id, billing_npi,
+                                        billing_provider_npi, billed_codes, billed_minutes, units, charge_amount,
+                                        expected_payment, date_of_service, run_id, committed_at, allowed_amount,
+                                        patient_responsibility)
             select patient_id, service_month, claim_id, ? as batch_id,
                    any_value(billing_npi), any_value(billing_provider_npi),
                    string_agg(cpt_code || case when units > 1 then 'x' || units else '' end, ' '
                               order by line_number, cpt_code),
                    any_value(countable_minutes), sum(units), sum(charge_amount), sum(expected_payment),
-                   max(date_of_service), ? as run_id, ? as committed_at
+                   max(date_of_service), ? as run_id, ? as committed_at, sum(allowed_amount),
+                   sum(patient_responsibility)
             from claimable_lines group by patient_id, service_month, claim_id
         """, [batch.batch_id, batch.run_id, now])
         con.execute("""
-            insert into billing.ledger_lines
+            insert into billing.ledger_lines (claim_id, line_number, batch_id, patient_id, service_month, billing_npi,
+                                              billing_provider_npi, cpt_code, units, minutes, charge_amount,
+                                              expected_payment, date_of_service, icd10_codes, allowed_amount,
+                                              patient_responsibility)
             select claim_id, row_number() over (partition by claim_id order by line_number, cpt_code),
                    ? as batch_id, patient_id, service_month, billing_npi, billing_provider_npi, cpt_code, units,
-                   minutes, charge_amount, expected_payment, date_of_service, coalesce(icd10_codes, [])
+                   minutes, charge_amount, expected_payment, date_of_service, coalesce(icd10_codes, []),
+                   allowed_amount, patient_responsibility
             from claimable_lines
         """, [batch.batch_id])
         t = batch.totals

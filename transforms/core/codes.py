@@ -26,18 +26,25 @@ def assign_codes(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date
     con.execute(f"set variable as_of = date {sql_literal(as_of.isoformat())}")
     con.execute(f"set variable claim_grace_days = {int(settings.claim_grace_days)}")
     con.execute(f"set variable date_of_service_rule = {sql_literal(settings.date_of_service)}")
+    con.execute(f"set variable timely_filing_warn_months = {int(settings.timely_filing_warn_months)}")
+    holds = sorted(rule for rule, policy in settings.evidence.items() if policy == "hold")
+    con.execute("set variable evidence_holds = ?::varchar[]", [holds])
     fp = incremental.fingerprint(MODELS, _rules_fingerprint(con), int(settings.claim_grace_days),
-                                 settings.date_of_service)
+                                 settings.date_of_service, int(settings.timely_filing_warn_months), holds)
     plan = incremental.plan_codes(con, fp, MODELS)
+    if plan["mode"] == "incremental":
+        plan["patient_months"] += incremental.scope_timely_filing_changes(con)
     for model in MODELS:
         incremental.materialise(con, model, plan["mode"])
     if plan["mode"] == "incremental":
         run_sql(con, "core/as_of_refresh.sql")
     incremental.finish_codes(con, fp)
-    months, eligible, billed, closed_billed, payment = con.execute(
+    months, eligible, billed, closed_billed, payment, past, due = con.execute(
         """
         select count(*), count(*) filter (where eligible), count(code_set),
-               count(code_set) filter (where month_closed), coalesce(sum(expected_payment), 0)
+               count(code_set) filter (where month_closed), coalesce(sum(expected_payment), 0),
+               count(*) filter (where timely_filing_status = 'past'),
+               count(*) filter (where timely_filing_status = 'due_soon')
         from core.patient_month
         """
     ).fetchone()
@@ -50,6 +57,7 @@ def assign_codes(con: duckdb.DuckDBPyConnection, settings: Settings, as_of: date
         "billed_closed": int(closed_billed),
         "code_lines": int(lines),
         "expected_payment": float(payment),
+        "timely_filing": {"past": int(past), "due_soon": int(due)},
         **published,
     }
 

@@ -52,6 +52,10 @@ def fingerprint(models: tuple[str, ...], *parts: object) -> str:
     return digest.hexdigest()
 
 
+# What of a staff row the core models read: any change rebuilds every month (rare;
+# the credential and supervisor are evidence every month of their patients shows).
+STAFF_APPLIED = "staff_id, role_class, npi, credential, supervising_npi, _absent_columns"
+
 RAW_TABLES = ("patients", "staff", "conditions", "consents", "care_plans", "encounters", "activities")
 
 
@@ -93,14 +97,14 @@ def plan_minutes(con: duckdb.DuckDBPyConnection, fp: str, models: tuple[str, ...
     else:
         new = set(drops) - set(state[1])
         con.execute("set variable new_drops = ?::varchar[]", [sorted({e.split(":", 1)[1].rsplit(":", 1)[0] for e in new})])
-        if con.execute("""
+        if con.execute(f"""
                 select count(*) from (
-                    (select staff_id, role_class, npi from staging.staff
-                     except all select staff_id, role_class, npi from core.staff_applied)
+                    (select {STAFF_APPLIED} from staging.staff
+                     except all select {STAFF_APPLIED} from core.staff_applied)
                     union all
-                    (select staff_id, role_class, npi from core.staff_applied
-                     except all select staff_id, role_class, npi from staging.staff))""").fetchone()[0]:
-            reason = "staff roles or NPIs changed"
+                    (select {STAFF_APPLIED} from core.staff_applied
+                     except all select {STAFF_APPLIED} from staging.staff))""").fetchone()[0]:
+            reason = "staff roles, NPIs or credentials changed"
     if reason:
         _fill_scope_with_everything(con)
         return {"mode": "full", "reason": reason, "patient_months": _everything_size(con), "drops": drops}
@@ -119,7 +123,7 @@ def plan_minutes(con: duckdb.DuckDBPyConnection, fp: str, models: tuple[str, ...
 def finish_minutes(con: duckdb.DuckDBPyConnection, fp: str, plan: dict) -> None:
     """Remember what this build saw; a full minutes build makes the next codes build full too."""
     con.execute("delete from core.staff_applied")
-    con.execute("insert into core.staff_applied select staff_id, role_class, npi from staging.staff")
+    con.execute(f"insert into core.staff_applied ({STAFF_APPLIED}) select {STAFF_APPLIED} from staging.staff")
     con.execute("create or replace table core.holds_applied as select activity_id, "
                 "sum(greatest(held_minutes, 0))::integer as held_minutes from quality.activity_holds group by all")
     codes = _state(con, "codes")
@@ -142,6 +146,24 @@ def plan_codes(con: duckdb.DuckDBPyConnection, fp: str, models: tuple[str, ...])
         _fill_scope_with_everything(con)
         return {"mode": "full", "reason": reason, "patient_months": _everything_size(con)}
     return {"mode": "incremental", "reason": None, "patient_months": _scope_size(con)}
+
+
+def scope_timely_filing_changes(con: duckdb.DuckDBPyConnection) -> int:
+    """Months whose timely-filing status changes with tonight's as_of (one passing its
+    filing limit bills nothing from tonight on) are recomputed whole: add them to
+    core.build_months. Returns how many were added."""
+    before = _scope_size(con)
+    con.execute("""
+        insert or ignore into core.build_months
+        select patient_id, service_month
+        from core.patient_month
+        where timely_filing_deadline is not null
+          and timely_filing_status is distinct from case
+                when getvariable('as_of') > timely_filing_deadline then 'past'
+                when getvariable('as_of') > timely_filing_warn_from then 'due_soon'
+                else 'ok' end
+    """)
+    return _scope_size(con) - before
 
 
 def finish_codes(con: duckdb.DuckDBPyConnection, fp: str) -> None:

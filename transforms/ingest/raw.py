@@ -22,9 +22,9 @@ from datetime import datetime, timezone
 import duckdb
 import polars as pl
 
-from transforms.contract import LOAD_ORDER, TABLES, TableSpec
+from transforms.contract import CONSENT_ELEMENTS, LOAD_ORDER, TABLES, TableSpec
 from transforms.ingest.plan import InputError, IngestPlan, LandingFile
-from transforms.ingest.readers import arrow, read_strings, sha256_file
+from transforms.ingest.readers import absent_evidence, arrow, read_strings, sha256_file
 from transforms.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,15 @@ class TypedSelect:
     text_hash: str     # expression over the landing text: _text_hash
 
 
-def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source: str = "landing_rows") -> TypedSelect:
+def hashed_columns(spec: TableSpec) -> tuple[str, ...]:
+    """The columns a row's fingerprint covers: the contract's, and for a table with evidence
+    columns which of them its file lacked, so that the same values read from a file that
+    has the column (empty: missing evidence) are a new version of the row."""
+    return (*spec.columns, "_absent_columns") if spec.evidence else spec.columns
+
+
+def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source: str = "landing_rows",
+                  absent: list[str] | None = None) -> TypedSelect:
     """SELECTs over the landing text: the typed rows with a `_bad` flag and the
     fingerprints raw.latest_<table> keeps (sql/raw/_latest_versions.sql), and,
     for bad rows only (few), one row per problem with its column and reason.
@@ -55,6 +63,9 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
 
     DuckDB's TRY_CAST to TIMESTAMPTZ reads a naive timestamp in the session time
     zone (set to practice time by warehouse.connect) and an offset one as given.
+
+    `absent`: the table's evidence columns this file lacks, stored with every row
+    (raw.<table>._absent_columns) and part of both fingerprints.
     """
     texts: list[str] = []  # each column's landing text, trimmed and normalised, as "_t_<column>"
     typed: list[str] = []  # each column typed from its "_t_<column>"
@@ -66,8 +77,12 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
         sql_type = types[col]
         if col in spec.vocab:
             text = f"upper({text})" if col == "sex" else f"lower({text})"
-        elif col == "icd10_code":
+        elif col in ("icd10_code", "focus_icd10"):
             text = f"upper(replace({text}, '.', ''))"
+        elif col == "elements_explained":
+            # a set: lower case, trimmed, sorted, each once, ';'-separated
+            text = (f"nullif(array_to_string(list_sort(list_distinct(list_filter(list_transform("
+                    f"string_split(lower({text}), ';'), lambda e: trim(e)), lambda e: e <> ''))), ';'), '')")
         elif col == "role":
             text = f"lower({text})"
         if sql_type == "VARCHAR":
@@ -98,15 +113,23 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
                              f"not one of {'/'.join(spec.vocab[col])}"))
     if spec.name == "activities":
         problems.append(('try_cast("_t_duration_minutes" as integer) < 0', "duration_minutes", "negative minutes"))
+    if "elements_explained" in spec.columns:
+        allowed = ", ".join(f"'{e}'" for e in CONSENT_ELEMENTS)
+        problems.append((f'"_t_elements_explained" is not null and not list_bool_and(list_transform('
+                         f'string_split("_t_elements_explained", \';\'), lambda e: e in ({allowed})))',
+                         "elements_explained", f"not a list (; between) of {'/'.join(CONSENT_ELEMENTS)}"))
 
     any_problem = " or ".join(f"coalesce({cond}, false)" for cond, _, _ in problems) or "false"
-    rules = hashlib.sha256(f"{texts}|{typed}|{any_problem}|{time_zone}".encode()).hexdigest()[:16]
+    absent_sql = "[" + ", ".join(f"'{c}'" for c in sorted(absent or [])) + "]::varchar[]"
+    presence = f"|{absent_sql}" if spec.evidence else ""
+    rules = hashlib.sha256(f"{texts}|{typed}|{any_problem}|{time_zone}{presence}".encode()).hexdigest()[:16]
     text_hash = f"hash('{rules}', {_quoted(spec.columns)})"
     key_hash = f"hash({', '.join(typed_from_landing[k] for k in spec.key)})"
+    absent_column = f", {absent_sql} as _absent_columns" if spec.evidence else ""
     typed_rows = (
-        f"select {_quoted(spec.columns)}, _row_number, _text_hash, {any_problem} as _bad, "
-        f"hash({_quoted(spec.key)}) as _key_hash, hash({_quoted(spec.columns)}) as _row_hash "
-        f"from (select *, {', '.join(typed)} "
+        f"select {_quoted(hashed_columns(spec))}, _row_number, _text_hash, {any_problem} as _bad, "
+        f"hash({_quoted(spec.key)}) as _key_hash, hash({_quoted(hashed_columns(spec))}) as _row_hash "
+        f"from (select *, {', '.join(typed)}{absent_column} "
         f"      from (select {', '.join(texts)}, _row_number, {text_hash} as _text_hash from {source}))"
     )
     listed = ", ".join(f"case when coalesce({cond}, false) then {{'column': '{col}', 'reason': '{reason}'}} end"
@@ -133,7 +156,7 @@ def _ensure_latest(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
             f"insert into raw.latest_{table} "
             f"select hash({_quoted(spec.key)}) as _key_hash, "
-            f"arg_max(hash({_quoted(spec.columns)}), (_drop, _row_number)), null "
+            f"arg_max(hash({_quoted(hashed_columns(spec))}), (_drop, _row_number)), null "
             f"from raw.{table} group by _key_hash"
         )
 
@@ -205,11 +228,12 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
     counts: dict[str, tuple[int, int]] = {}
     bad_total = 0
     lines: list[str] = []
-    loaded_files, loaded_file_rows = [], []
+    loaded_files, loaded_file_rows, file_columns = [], [], []
     for lf in files:
         frame = read_strings(lf, settings)
         spec = TABLES[lf.table]
-        select = _typed_select(spec, types[lf.table], settings.time_zone, source="unseen_rows")
+        absent = absent_evidence(lf, settings) if spec.evidence else []
+        select = _typed_select(spec, types[lf.table], settings.time_zone, source="unseen_rows", absent=absent)
         latest = f"raw.latest_{lf.table}"
         # Screen on the text first: a row whose text (under the same typing rules)
         # is that of its key's newest stored version is unchanged, and is not
@@ -239,12 +263,16 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
         good = frame.height - bad_rows
         loaded_files.append([lf.drop, lf.table, lf.path.name, checksums[lf.path].result(), frame.height, stored,
                              bad_rows, run_id, datetime.now(timezone.utc)])
+        if spec.evidence:
+            file_columns.append([lf.drop, lf.table, absent, run_id])
         loaded_file_rows.append([lf.drop, lf.table, frame.height, new, stored - new, good - stored, bad_rows, run_id])
         counts[lf.table] = (stored, good - stored)
         bad_total += bad_rows
         log.info("loaded %s/%s: %d rows stored, %d unchanged, %d quarantined",
                  lf.drop, lf.path.name, stored, good - stored, bad_rows)
     con.executemany("insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?, ?, ?)", loaded_files)
+    if file_columns:
+        con.executemany("insert into raw.loaded_file_columns values (?, ?, ?, ?)", file_columns)
     con.executemany("insert into raw.loaded_file_rows values (?, ?, ?, ?, ?, ?, ?, ?)", loaded_file_rows)
     return counts, bad_total, lines
 
@@ -277,7 +305,8 @@ def _store_unseen(con, lf: LandingFile, spec: TableSpec, select: TypedSelect, ro
     ).fetchone()
     if stored:
         con.execute(
-            f"insert into raw.{lf.table} select {_quoted(spec.columns)}, ?, ?, _row_number, ? from changed",
+            f"insert into raw.{lf.table} ({_quoted(hashed_columns(spec))}, _drop, _file, _row_number, _run_id) "
+            f"select {_quoted(hashed_columns(spec))}, ?, ?, _row_number, ? from changed",
             [lf.drop, lf.path.name, run_id],
         )
     if typed > bad_rows:

@@ -25,7 +25,8 @@ def sha256_file(path: Path) -> str:
 
 
 def read_strings(lf: LandingFile, settings: Settings) -> pl.DataFrame:
-    """The file as text columns named per the contract, with 1-based row numbers."""
+    """The file as text columns named per the contract, with 1-based row numbers.
+    frame.absent lists (sorted) the table's evidence columns the file does not have."""
     if lf.path.suffix == ".parquet":
         frame = pl.read_parquet(lf.path)
         frame = frame.with_columns(pl.all().cast(pl.String))
@@ -36,3 +37,11 @@ def read_strings(lf: LandingFile, settings: Settings) -> pl.DataFrame:
     missing_optional = [c for c in spec.columns if c not in frame.columns]
     frame = frame.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in missing_optional])
     return frame.select(spec.columns).with_row_index("_row_number", offset=1)
+
+
+def absent_evidence(lf: LandingFile, settings: Settings) -> list[str]:
+    """The evidence columns (contract: optional, audit evidence) the file does not have, sorted."""
+    from transforms.ingest.plan import _header
+
+    present = set(rename_map(_header(lf), lf.table, settings.vendor).values())
+    return sorted(c for c in TABLES[lf.table].evidence if c not in present)

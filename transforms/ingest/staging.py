@@ -33,6 +33,9 @@ def build_staging(con: duckdb.DuckDBPyConnection, incremental: bool = False) -> 
     """
     # staging built before staging.staged_drops existed is rebuilt in full once
     complete = all(table_exists(con, "staging", t) for t in (*STAGING_TABLES, "staged_drops"))
+    # ... and so is staging built before raw gained a column (the contract's optional
+    # evidence columns): an incremental insert by name could not hold it
+    complete = complete and not _raw_columns_missing_in_staging(con)
     loaded = [r[0] for r in con.execute(
         "select distinct drop_name from raw.loaded_files order by 1").fetchall()] \
         if table_exists(con, "raw", "loaded_files") else []
@@ -82,3 +85,16 @@ def _stage(con: duckdb.DuckDBPyConnection, table: str, full: bool) -> None:
         con.execute(f"create or replace temp macro in_scope_record(r) as "
                     f"r in (select record_key({columns}) from recheck_{table})")
     run_sql(con, f"staging/{table}.sql")
+
+
+def _raw_columns_missing_in_staging(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when a raw table has a column its staging table lacks (staging copies raw's)."""
+    return bool(con.execute("""
+        select count(*)
+        from information_schema.columns r
+        where r.table_schema = 'raw' and r.table_name in (select unnest(?::varchar[]))
+          and r.column_name not in ('_file', '_run_id')
+          and not exists (select 1 from information_schema.columns s
+                          where s.table_schema = 'staging' and s.table_name = r.table_name
+                            and s.column_name = r.column_name)
+    """, [[t for t in LOAD_ORDER if t != "activities"]]).fetchone()[0])

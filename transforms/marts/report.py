@@ -91,7 +91,8 @@ def worklist_counts(con: duckdb.DuckDBPyConnection, source: str = "marts.thresho
                count(*) filter (where next_threshold_minutes = 40) as toward_40,
                count(*) filter (where next_threshold_minutes = 60) as toward_60,
                count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other
-        from {source}""")[0]
+        from {source}
+        where worklist_status <> 'timely_filing_due'""")[0]
 
 
 def month_outcomes(con: duckdb.DuckDBPyConnection) -> list[dict]:

@@ -78,6 +78,10 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
         "dq_flags": data.dq_flags,
         "pipeline_runs": count("select count(*) from marts.pipeline_runs"),
         "estimated_left_on_table": float(data.estimated_left_on_table),
+        # closed, not billed, near the filing limit: on the worklist so they are billed before they are lost
+        "timely_filing_due": count("select count(*) from core.patient_month pm anti join billing.ledger l "
+                                   "using (patient_id, service_month) "
+                                   "where pm.timely_filing_status = 'due_soon' and pm.month_closed"),
         "fee_reference_rows": len(fees),
     }
     log.info("marts: %d patient-months, %d worklist rows", summary["patient_months"], worklist["patients"])

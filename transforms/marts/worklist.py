@@ -25,7 +25,10 @@ def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date, path: Path) -> t
     try:
         columns = con.execute("select * from worklist_rows limit 0").description
         # as Python's csv module writes them: an empty string as an empty field
-        select = ", ".join(f'nullif("{name}", \'\') as "{name}"' if str(kind) == "VARCHAR" else f'"{name}"'
+        select = ", ".join(f'nullif("{name}", \'\') as "{name}"' if str(kind) == "VARCHAR"
+                           # a list (reasons_not_billed) as one field, '; '-separated
+                           else f'nullif(array_to_string("{name}", \'; \'), \'\') as "{name}"'
+                           if str(kind).endswith("[]") else f'"{name}"'
                            for name, kind, *_ in columns)
         # COPY makes a new file with the default mode: make it in a directory only
         # the owner can enter, then tighten it and move it into place
