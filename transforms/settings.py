@@ -18,6 +18,7 @@ from transforms.contract import npi_is_valid
 from transforms.paths import SAMPLE_CONFIG
 
 MAX_GRACE_DAYS = 7  # the contract caps the late-note grace at 7 days
+MAX_CONTROL_NUMBER = 999_999_999  # ISA13 is 9 digits
 
 
 class ConfigError(ValueError):
@@ -83,6 +84,10 @@ class Settings:
     # pyx12 reads a whole interchange up to this many claims in the batch; above it, a sample
     # per interchange (our own vectorised edits still cover every claim). See transforms/billing/batch.py.
     x12_full_max_claims: int = 5000
+    # ISA13/GS06/ST02 come from one counter in [start, end]. Each warehouse of a practice gets its own range
+    # (x12.control_number_start / _end), so no two ever send the same interchange control number.
+    control_number_start: int = 1
+    control_number_end: int = MAX_CONTROL_NUMBER
 
     def billing_provider_for(self, practitioner_npi: str) -> BillingProvider:
         for bp in self.billing_providers:
@@ -184,6 +189,15 @@ def load_settings(path: str | Path | None = None) -> Settings:
     usage = str(x12.get("usage_indicator", "T"))
     if usage not in ("T", "P"):
         problems.append("x12.usage_indicator: must be T (test) or P (production)")
+    numbers = {}
+    for key, default in (("control_number_start", 1), ("control_number_end", MAX_CONTROL_NUMBER)):
+        value = x12.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CONTROL_NUMBER:
+            problems.append(f"x12.{key}: must be a whole number from 1 to {MAX_CONTROL_NUMBER}")
+            value = default
+        numbers[key] = value
+    if numbers["control_number_start"] > numbers["control_number_end"]:
+        problems.append("x12.control_number_start: must not be above x12.control_number_end")
 
     billing = raw.get("billing") or {}
     grace = billing.get("claim_grace_days", 5)
@@ -250,4 +264,6 @@ def load_settings(path: str | Path | None = None) -> Settings:
         documentation=doc,
         vendor=vendor,
         x12_full_max_claims=full_max,
+        control_number_start=numbers["control_number_start"],
+        control_number_end=numbers["control_number_end"],
     )
