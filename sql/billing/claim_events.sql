@@ -16,3 +16,8 @@ create table if not exists billing.claim_events (
     read_at                    timestamptz not null,
     primary key (response_sha256, ordinal)
 );
+
+-- How much a response's word on a claim counts: an 835 (adjudication) over a
+-- 277CA (the payer's front end) over a 999 or TA1 (the clearinghouse).
+create or replace macro billing.event_rank(source) as
+    case source when '835' then 3 when '277CA' then 2 else 1 end;
