@@ -39,7 +39,7 @@ SECOND_GROUP_NPI = "1987654328"
 CATCH_UP_NIGHT = date(2026, 11, 8)  # the generator's last drop: both generated months have closed
 BACKFILL_NIGHTS = [date(2026, 10, 1), date(2026, 10, 8), date(2026, 11, 8)]  # nothing / September / October
 PRACTITIONER_ROLES = {"physician", "np", "pa", "cns", "cnm"}
-STAGE_TASKS = ["ingest", "validate", "minutes", "codes", "claims"]
+STAGE_TASKS = ["ingest", "validate", "minutes", "codes", "responses", "claims"]
 
 
 # ------------------------------------------------------------------ fixtures
