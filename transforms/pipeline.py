@@ -265,8 +265,10 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  response file quarantined: {q}")
         if r["claim_events"]:
             events = ", ".join(f"{k} {n}" for k, n in sorted(r["claim_events"].items()))
-            lines.append(f"  claims answered: {events}; paid {r['paid_amount']}; "
-                         f"claims in responses that are not ours: {r['claims_unmatched']}")
+            lines.append(f"  what they said of our claims: {events}; paid {r['paid_amount']} (marts.claim_status)")
+        if r["claims_unmatched"]:
+            lines.append(f"  claims in responses that are not ours (unmatched, never attached by guess): "
+                         f"{r['claims_unmatched']}")
         for u in r["unreconciled_payments"]:
             lines.append(f"  remittance does not reconcile: {u}")
         for c in r["live_conflicts"]:
