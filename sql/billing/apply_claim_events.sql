@@ -10,7 +10,8 @@ create or replace temp table touched_status as
 select e.claim_id, e.status
 from billing.claim_events e
 join billing.response_files f on f.sha256 = e.response_sha256
-where e.claim_id in (select claim_id from billing.claim_events where response_sha256 = getvariable('response_sha256'))
+semi join (select claim_id from billing.claim_events where response_sha256 = getvariable('response_sha256')) k
+     using (claim_id)
 qualify row_number() over (partition by e.claim_id
                            order by billing.event_rank(e.source) desc, f.file_seq desc, e.ordinal desc) = 1;
 
@@ -30,8 +31,8 @@ insert into billing.live_claims
 select l.usage_indicator, l.patient_id, l.service_month, l.claim_id, now()
 from touched_status t
 join billing.ledger l using (claim_id)
-where t.status <> 'rejected'
-  and not exists (select 1 from billing.live_claims lc
-                  where lc.claim_id = l.claim_id
-                     or (lc.usage_indicator = l.usage_indicator and lc.patient_id = l.patient_id
-                         and lc.service_month = l.service_month));
+anti join billing.live_claims lc on lc.claim_id = l.claim_id
+anti join billing.live_claims lk
+       on lk.usage_indicator = l.usage_indicator and lk.patient_id = l.patient_id
+      and lk.service_month = l.service_month
+where t.status <> 'rejected';
