@@ -259,13 +259,15 @@ def format_summary(summary: dict) -> str:
                      f"billable in closed months {c['billed_closed']}")
     if (r := summary.get("responses")) and r.get("responses_dir"):
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["by_kind"].items())) or "none"
-        lines.append(f"  responses: {r['files_read']} files read ({kinds}), {r['files_already_read']} read before, "
+        lines.append(f"  responses: {r['files_read']} files read ({kinds}), {r['files_already_read']} read before "
+                     "(same SHA-256), "
                      f"{r['files_quarantined']} quarantined (billing.response_files)")
         for q in r["quarantined"]:
             lines.append(f"  response file quarantined: {q}")
-        if r["claim_events"]:
-            events = ", ".join(f"{k} {n}" for k, n in sorted(r["claim_events"].items()))
-            lines.append(f"  what they said of our claims: {events}; paid {r['paid_amount']} (marts.claim_status)")
+        if r.get("claims_now"):
+            now = ", ".join(f"{k} {n}" for k, n in sorted(r["claims_now"].items()))
+            lines.append(f"  claims they spoke about, now: {now}; paid tonight {r['paid_amount']} "
+                         "(marts.claim_status)")
         if r["claims_unmatched"]:
             lines.append(f"  claims in responses that are not ours (unmatched, never attached by guess): "
                          f"{r['claims_unmatched']}")

@@ -362,7 +362,7 @@ def test_public_sample_835s_parse_and_are_reported_unmatched_never_attached_by_g
     out = read(con, SHARED_835)
     # demo.835 and medicare-part-a.835 are the same bytes: read once
     assert out["files_seen"] == 6 and out["files_already_read"] == 1 and out["files_quarantined"] == 5
-    assert all(q.endswith("claims unmatched)") for q in out["quarantined"]), out["quarantined"]
+    assert all(q.endswith(" unmatched)") and "matches none of our claims" in q for q in out["quarantined"])
     assert out["claims_unmatched"] == 1 + 2 + 2 + 2 + 1  # CLP segments: cob, demo, managed-care, secondary, tertiary
     assert con.execute("select count(*) from billing.claim_events").fetchone()[0] == 0
     assert con.execute("select count(*) from billing.remittance_claims").fetchone()[0] == 0
@@ -518,6 +518,40 @@ def test_a_rejected_claim_is_not_resent_unchanged_until_it_is_released(con, tmp_
     assert bill(con, tmp_path, as_of=AFTER_JAN + timedelta(days=3), run_id="run-4")["batch_id"] is None
     # released once: the claim it was is no longer releasable
     assert release(con, [old], False)[2] == [f"claim {old}: already billed again as claim {status(con)[old][4]}"]
+
+
+def test_a_claim_accepted_after_its_rejection_is_live_again(con, tmp_path):
+    three_claims(con)
+    first = bill(con, tmp_path)
+    old = reject_p1(con, tmp_path, first)
+    sub = interchange(tmp_path, first)
+    # a later 277CA from the payer accepts the claim after all (it was entered in adjudication)
+    write(tmp_path / "later", "again.277", payer.write_277ca(sub, datetime(2026, 2, 20, 6), set(), "MEDICARE PART B",
+                                                             "12502"))
+    read(con, tmp_path / "later", run_id="run-later")
+    assert status(con)[old][0] == "accepted"  # the newest 277CA speaks last
+    assert ("T", "P1", JAN, old) in live(con)
+    assert bill(con, tmp_path, as_of=AFTER_JAN + timedelta(days=5), run_id="run-2")["batch_id"] is None
+
+
+def test_an_old_claim_paid_after_its_month_was_billed_again_is_reported_and_never_makes_two_live_claims(con, tmp_path):
+    three_claims(con)
+    first = bill(con, tmp_path)
+    c = ids(con)
+    sub = interchange(tmp_path, first)
+    write(tmp_path / "in", "ca.277", payer.write_277ca(sub, datetime(2026, 2, 12, 6), {c["P1"]}, "MEDICARE PART B",
+                                                       "12502"))
+    read(con, tmp_path / "in")
+    con.execute("update staging.patients set mbi = '1EG4TE5MK74' where patient_id = 'P1'")
+    rebill = bill(con, tmp_path, as_of=AFTER_JAN + timedelta(days=1), run_id="run-2")
+    new = con.execute("select claim_id from billing.ledger where batch_id = ?", [rebill["batch_id"]]).fetchone()[0]
+    # and then the payer pays the rejected claim anyway
+    p1 = next(x for x in sub.claims if x.claim_id == c["P1"])
+    write(tmp_path / "late", "late.835", remittance(sub, [payer.adjudicate(p1, None)], trace="EFT9"))
+    out = read(con, tmp_path / "late", run_id="run-late")
+    assert out["live_conflicts"] == [f"claim {c['P1']} answered after its patient-month was billed again as {new}"]
+    assert status(con)[c["P1"]][:2] == ("paid", Decimal("89.08"))
+    assert ("T", "P1", JAN, new) in live(con) and c["P1"] not in {r[3] for r in live(con)}
 
 
 def test_resubmit_releases_nothing_when_a_claim_named_cannot_be_released(con, tmp_path):

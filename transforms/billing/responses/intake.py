@@ -40,7 +40,7 @@ from transforms.billing.responses.parse import parse_277ca, parse_835, parse_999
 from transforms.billing.responses.segments import NotX12, envelope_problems, read_interchange
 from transforms.billing.responses.validate import pyx12_check
 from transforms.settings import Settings
-from transforms.warehouse import run_sql
+from transforms.warehouse import run_sql, sql_text
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def read_responses(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: s
                 summary["files_quarantined"] += 1
                 if len(summary["quarantined"]) < MAX_LISTED:
                     summary["quarantined"].append(f"{f.name}: {result.reason}")
-                log.warning("responses: %s quarantined: %s", f.name, result.reason)
+                log.info("responses: %s quarantined: %s", f.name, result.reason)  # the summary names it too
             else:
                 summary["files_read"] += 1
                 summary["by_kind"][result.kind] = summary["by_kind"].get(result.kind, 0) + 1
@@ -117,6 +117,7 @@ def read_responses(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: s
             summary["claims_unmatched"] += result.claims_unmatched
         summary["paid_amount"] = f"{paid_total:.2f}"
     con.execute(f"set variable responses_run_id = '{run_id.replace(chr(39), chr(39) * 2)}'")
+    summary["claims_now"] = dict(con.execute(sql_text("billing/response_run_statuses.sql")).fetchall())
     before = con.execute("select count(*) from billing.overpayments").fetchone()[0]
     run_sql(con, "billing/detect_overpayments.sql")
     summary["overpayment_rows_added"] = con.execute("select count(*) from billing.overpayments").fetchone()[0] - before
@@ -230,10 +231,14 @@ def _nothing_matched(con, kind: str, unmatched: int) -> str:
                              "from response_transactions").fetchone()
         if posted[1] and posted[0] == posted[1]:
             return "every payment in it (TRN02) was posted before, from another file"
-        return f"matches none of our claims ({unmatched} claims unmatched)"
+        return f"matches none of our claims ({_claims(unmatched)} unmatched)"
     if kind == "277CA":
-        return f"matches none of our claims or batches ({unmatched} claims unmatched)"
+        return f"matches none of our claims or batches ({_claims(unmatched)} unmatched)"
     return "matches none of our interchanges (ISA13 / GS06 / ST02)"
+
+
+def _claims(n: int) -> str:
+    return f"{n} claim" + ("" if n == 1 else "s")
 
 
 def _register(con, name: str, frame: pl.DataFrame) -> None:
