@@ -3,13 +3,16 @@
 
 Each night at 02:00 practice time, after the EHR's export has landed: load the
 new drops, check the documentation, count minutes per patient-month, choose
-codes, and write one claim batch for every month that has closed (with its
-grace days) by tonight. Tonight is the run's logical date, in practice time.
+codes, read what the clearinghouse and the payer sent back (TA1, 999, 277CA,
+835), and write one claim batch for every month that has closed (with its
+grace days) by tonight, rejected claims that were fixed or released included.
+Tonight is the run's logical date, in practice time.
 
 Every task calls one stage of `transforms.pipeline`, the same function `ccm run`
 calls, so the DAG and the command line can never disagree. Each stage is
-idempotent: retrying or clearing a task is safe, and a patient-month is billed
-at most once, ever (the claims ledger), which is also what makes a backfill safe:
+idempotent: retrying or clearing a task is safe, a response file is read once,
+and a patient-month has at most one live claim (the claims ledger), which is
+also what makes a backfill safe:
 
     airflow backfill create --dag-id ccm_claims_nightly \\
         --from-date 2026-10-01 --to-date 2026-11-08T02:00
@@ -58,6 +61,9 @@ PARAMS = {
                    description="Override tonight's date, YYYY-MM-DD; empty = the logical date in practice time."),
     "strict": Param(False, type="boolean",
                     description="A bad row fails the run instead of being quarantined."),
+    "responses": Param(airflow_tasks.default_location("responses"), type="string",
+                       description="Folder of TA1, 999, 277CA and 835 files from the clearinghouse (CCM_RESPONSES); "
+                                   "empty = none read."),
 }
 
 
@@ -106,6 +112,11 @@ def ccm_claims_nightly():
     def codes(ccm_run: str) -> dict:
         return airflow_tasks.run_stage(pipeline.stage_codes, ccm_run)
 
+    @task(inlets=[airflow_tasks.RESPONSES])
+    def responses(ccm_run: str) -> dict:
+        """Acknowledgments and remittances, each file once; before claims, so a fixed rejection is billed tonight."""
+        return airflow_tasks.run_stage(pipeline.stage_responses, ccm_run)
+
     @task
     def claims(ccm_run: str) -> dict:
         """One batch for the patient-months of every closed month not yet billed."""
@@ -144,12 +155,13 @@ def ccm_claims_nightly():
         return airflow_tasks.run_stage(pipeline.stage_marts, ccm_run)
 
     @task
-    def finish_run(ccm_run: str, discovered, ingested, validated, counted, coded, claimed, published, reported) -> str:
+    def finish_run(ccm_run: str, discovered, ingested, validated, counted, coded, answered, claimed, published,
+                   reported) -> str:
         """Record how the run ended, whatever happened above (a teardown)."""
         run = airflow_tasks.current_run()
         summary, status = airflow_tasks.run_summary(run, ccm_run, {
             "discover": discovered, "ingest": ingested, "validate": validated, "minutes": counted,
-            "codes": coded, "claims": claimed, "marts": reported,
+            "codes": coded, "responses": answered, "claims": claimed, "marts": reported,
         }, published)
         pipeline.finish_run(run.context(ccm_run), summary, status)
         return status
@@ -160,8 +172,9 @@ def ccm_claims_nightly():
     validated = validate(ccm_run)
     counted = minutes(ccm_run)
     coded = codes(ccm_run)
+    answered = responses(ccm_run)
     claimed = claims(ccm_run)
-    chain(discovered, ccm_run, ingested, validated, counted, coded, claimed)
+    chain(discovered, ccm_run, ingested, validated, counted, coded, answered, claimed)
 
     # per billing provider, in parallel: read-only checks of the batch's 837P files
     checked = validate_interchange.expand(path=list_interchanges(claimed))
@@ -170,8 +183,8 @@ def ccm_claims_nightly():
     reported = marts(ccm_run)
     claimed >> reported
 
-    finish_run(ccm_run, discovered, ingested, validated, counted, coded, claimed, published, reported).as_teardown(
-        setups=ccm_run)
+    finish_run(ccm_run, discovered, ingested, validated, counted, coded, answered, claimed, published,
+               reported).as_teardown(setups=ccm_run)
 
 
 ccm_claims_nightly()

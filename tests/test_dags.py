@@ -39,7 +39,7 @@ SECOND_GROUP_NPI = "1987654328"
 CATCH_UP_NIGHT = date(2026, 11, 8)  # the generator's last drop: both generated months have closed
 BACKFILL_NIGHTS = [date(2026, 10, 1), date(2026, 10, 8), date(2026, 11, 8)]  # nothing / September / October
 PRACTITIONER_ROLES = {"physician", "np", "pa", "cns", "cnm"}
-STAGE_TASKS = ["ingest", "validate", "minutes", "codes", "claims"]
+STAGE_TASKS = ["ingest", "validate", "minutes", "codes", "responses", "claims"]
 
 
 # ------------------------------------------------------------------ fixtures
@@ -376,3 +376,18 @@ def test_params_must_be_absolute_paths_because_workers_have_no_shared_working_di
                             "logical_date": dag_run.run_after})
     assert run.request.as_of == date(2026, 11, 8)
     assert run.run_id == "run-20261108-20261108T070000000000Z"
+
+
+def test_responses_param_reaches_the_run_request_and_the_responses_task_reads_the_responses_asset(dagbag, tmp_path):
+    from types import SimpleNamespace
+
+    dag_run = SimpleNamespace(run_after=datetime(2026, 11, 8, 7, tzinfo=timezone.utc), run_id="manual__x")
+    params = {"landing": str(tmp_path), "warehouse": str(tmp_path / "w.duckdb"), "claims_dir": str(tmp_path),
+              "config": "", "as_of": None}
+    context = {"params": params, "dag_run": dag_run, "logical_date": dag_run.run_after}
+    assert airflow_tasks.nightly_run(context).request.responses is None  # empty: nothing read
+    context["params"] = params | {"responses": str(tmp_path / "inbox")}
+    assert airflow_tasks.nightly_run(context).request.responses == tmp_path / "inbox"
+    task = dagbag.dags[NIGHTLY].task_dict["responses"]
+    assert [a.name for a in task.inlets] == ["ccm_responses"]
+    assert "responses" in dagbag.dags[NIGHTLY].params

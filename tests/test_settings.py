@@ -138,3 +138,16 @@ def test_a_bad_charge_master_row_names_the_file_line_and_column(tmp_path):
     path = write_config(tmp_path, lambda c: c["billing"].update(charge_master="charges.csv"))
     with pytest.raises(ConfigError, match=r"charges.csv line 2, column charge_amount: 'abc' is not an amount"):
         load_settings(path)
+
+
+def test_control_number_range_is_read_and_a_bad_one_named(tmp_path):
+    path = write_config(tmp_path, lambda c: c["x12"].update(control_number_start=500_000_000,
+                                                            control_number_end=999_999_999))
+    settings = load_settings(path)
+    assert (settings.control_number_start, settings.control_number_end) == (500_000_000, 999_999_999)
+    path = write_config(tmp_path, lambda c: c["x12"].update(control_number_start=7, control_number_end=6))
+    with pytest.raises(ConfigError, match="x12.control_number_start: must not be above x12.control_number_end"):
+        load_settings(path)
+    path = write_config(tmp_path, lambda c: c["x12"].update(control_number_end=1_000_000_000))
+    with pytest.raises(ConfigError, match="x12.control_number_end: must be a whole number from 1 to 999999999"):
+        load_settings(path)

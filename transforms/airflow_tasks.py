@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # are logical names, not paths, so they stay the same on every machine.
 
 CLAIM_BATCHES = Asset(name="ccm_claim_batches", uri="ccm://claims/batches", group="ccm")
+# What the clearinghouse drops for us (TA1, 999, 277CA, 835): read by the responses task. A DAG that
+# fetches the files (SFTP, API) can update this Asset; the nightly DAG reads the folder either way.
+RESPONSES = Asset(name="ccm_responses", uri="ccm://responses/inbox", group="ccm")
 WAREHOUSE_MARTS = Asset(name="ccm_warehouse_marts", uri="ccm://warehouse/marts", group="ccm")
 
 # ---------------------------------------------------------------- where things are
@@ -48,6 +51,7 @@ LOCATIONS: dict[str, tuple[str, str | None]] = {
     "warehouse": ("CCM_WAREHOUSE", "warehouse.duckdb"),
     "claims_dir": ("CCM_CLAIMS_DIR", "claims"),
     "config": ("CCM_CONFIG", None),  # empty = the shipped sample configuration
+    "responses": ("CCM_RESPONSES", None),  # empty = no responses folder: nothing is read
     "outbox": ("CCM_OUTBOX", "outbox"),
 }
 
@@ -135,6 +139,7 @@ def nightly_run(context: Mapping[str, Any]) -> NightlyRun:
         as_of=as_of,
         config=Path(config) if config else None,
         strict=bool(params.get("strict", False)),
+        responses=_absolute(params, "responses") if str(params.get("responses") or "").strip() else None,
     )
     return NightlyRun(request, settings, pipeline_run_id(as_of, dag_run.run_after), dag_run.run_id)
 

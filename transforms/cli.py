@@ -1,8 +1,10 @@
-"""The `ccm` command line: `ccm run` (what the DAG runs, stage by stage) and `ccm generate`."""
+"""The `ccm` command line: `ccm run` (what the DAG runs, stage by stage), `ccm generate` and
+`ccm resubmit`."""
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -32,6 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", type=_date, required=True, help="tonight's date, YYYY-MM-DD")
     run.add_argument("--config", type=Path, default=None, help="practice configuration (default: the shipped sample)")
     run.add_argument("--strict", action="store_true", help="a bad row fails the run instead of being quarantined")
+    run.add_argument("--responses", type=Path, default=os.environ.get("CCM_RESPONSES") or None,
+                     help="folder of TA1, 999, 277CA and 835 files from the clearinghouse (default: CCM_RESPONSES)")
+
+    resubmit = sub.add_parser("resubmit", help="release rejected claims so the next run bills them again")
+    resubmit.add_argument("--warehouse", type=Path, required=True, help="DuckDB file")
+    which = resubmit.add_mutually_exclusive_group(required=True)
+    which.add_argument("--claim", nargs="+", metavar="CLAIM_ID", help="the rejected claims to release")
+    which.add_argument("--rejected", action="store_true", help="every rejected claim not billed again yet")
 
     gen = sub.add_parser("generate", help="write realistic synthetic drops")
     gen.add_argument("--out", type=Path, required=True)
@@ -55,12 +65,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from transforms.core.rules import RulesError
+    if args.command == "resubmit":
+        from transforms.billing.resubmit import resubmit
+
+        return resubmit(args.warehouse, args.claim, args.rejected)
+
     from transforms.pipeline import RunRequest, format_summary, run
 
     try:
         settings = load_settings(args.config)
-        summary = run(RunRequest(args.landing, args.warehouse, args.claims_dir, args.as_of, args.config, args.strict),
-                      settings)
+        summary = run(RunRequest(args.landing, args.warehouse, args.claims_dir, args.as_of, args.config, args.strict,
+                                 args.responses), settings)
     except (ConfigError, InputError, RulesError) as exc:   # a rules file or its GPCI file: one line each
         print(str(exc), file=sys.stderr)
         return EXIT_INPUT

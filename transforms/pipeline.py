@@ -33,20 +33,21 @@ class RunRequest:
     as_of: date
     config: Path | None = None
     strict: bool = False
+    responses: Path | None = None  # where the clearinghouse drops TA1, 999, 277CA and 835 files
 
     def __post_init__(self) -> None:
         # Absolute paths: GX Data Docs and Airflow workers need them, and a
         # summary that names a file should name it from anywhere.
-        for name in ("landing", "warehouse", "claims_dir", "config"):
+        for name in ("landing", "warehouse", "claims_dir", "config", "responses"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, Path(value).expanduser().resolve())
 
     @classmethod
     def from_strings(cls, landing: str, warehouse: str, claims_dir: str, as_of: str,
-                     config: str | None = None, strict: bool = False) -> "RunRequest":
+                     config: str | None = None, strict: bool = False, responses: str | None = None) -> "RunRequest":
         return cls(Path(landing), Path(warehouse), Path(claims_dir), date.fromisoformat(as_of),
-                   Path(config) if config else None, strict)
+                   Path(config) if config else None, strict, Path(responses) if responses else None)
 
     @property
     def run_dir(self) -> Path:
@@ -96,6 +97,9 @@ def discover(request: RunRequest, settings: Settings) -> plan.IngestPlan:
             already = plan.loaded_drops(con)
         finally:
             con.close()
+    if request.responses is not None and not request.responses.is_dir():
+        raise plan.InputError([f"{request.responses}: the responses folder (--responses, CCM_RESPONSES) does not "
+                               "exist or is not a folder"])
     return plan.plan_ingest(request.landing, already, settings)
 
 
@@ -171,6 +175,15 @@ def stage_codes(ctx: RunContext) -> dict:
         return assign_codes(con, ctx.settings, ctx.request.as_of)
 
 
+def stage_responses(ctx: RunContext) -> dict:
+    """TA1, 999, 277CA and 835 files from the responses folder, each once, each in its own transaction;
+    then overpayments. Before claims, so a rejection fixed by tonight's drop is billed again tonight."""
+    from transforms.billing.responses import read_responses
+
+    with ctx.warehouse() as con:
+        return read_responses(con, ctx.settings, ctx.run_id, ctx.request.responses, ctx.request.as_of)
+
+
 def stage_claims(ctx: RunContext) -> dict:
     """Orders its own commits (files, then ledger, then rename): no outer transaction."""
     from transforms.billing.batch import write_claim_batch
@@ -193,6 +206,7 @@ STAGES: dict[str, Callable[[RunContext], dict]] = {
     "validate": stage_validate,
     "minutes": stage_minutes,
     "codes": stage_codes,
+    "responses": stage_responses,
     "claims": stage_claims,
     "marts": stage_marts,
 }
@@ -247,12 +261,39 @@ def format_summary(summary: dict) -> str:
             lines.append("  fee schedule: " + ", ".join(f"{year} {how}" for year, how in sorted(fees.items())))
         if (past := (c.get("timely_filing") or {}).get("past")):
             lines.append(f"  past the 12-month filing limit, never billed: {past} patient-months")
+    if (r := summary.get("responses")) and r.get("responses_dir"):
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(r["by_kind"].items())) or "none"
+        lines.append(f"  responses: {r['files_read']} files read ({kinds}), {r['files_already_read']} read before "
+                     "(same SHA-256), "
+                     f"{r['files_quarantined']} quarantined (billing.response_files)")
+        for q in r["quarantined"]:
+            lines.append(f"  response file quarantined: {q}")
+        if r.get("claims_now"):
+            now = ", ".join(f"{k} {n}" for k, n in sorted(r["claims_now"].items()))
+            lines.append(f"  claims they spoke about, now: {now}; paid tonight {r['paid_amount']} "
+                         "(marts.claim_status)")
+        if r["claims_unmatched"]:
+            lines.append(f"  claims in responses that are not ours (unmatched, never attached by guess): "
+                         f"{r['claims_unmatched']}")
+        for u in r["unreconciled_payments"]:
+            lines.append(f"  remittance does not reconcile: {u}")
+        for c in r["live_conflicts"]:
+            lines.append(f"  for review: {c}")
+    if (r := summary.get("responses")) and r.get("overpayment_rows_added"):
+        lines.append(f"  paid claims that would now bill less (overpayments, marts.overpayments): "
+                     f"{r['overpayment_rows_added']} new")
     if cl := summary.get("claims"):
         if cl.get("batch_id"):
+            rebills = cl.get("rebilled_changed", 0) + cl.get("rebilled_released", 0)
             lines.append(f"  claim batch: {cl['path']} ({cl['claims']} claims, {cl['lines']} lines, "
-                         f"charges {cl['charges']:.2f}, expected from Medicare {cl['expected_payment']:.2f})")
+                         f"charges {cl['charges']:.2f}, expected from Medicare {cl['expected_payment']:.2f}"
+                         + (f"; {rebills} rejected claims billed again" if rebills else "")
+                         + f"; usage {cl.get('usage_indicator', '?')})")
         else:
             lines.append("  claim batch: none (nothing new to claim)")
+        if cl.get("rejected_unchanged_waiting"):
+            lines.append(f"  rejected claims waiting for a fix or `ccm resubmit`: {cl['rejected_unchanged_waiting']} "
+                         "(marts.rejections_to_fix)")
         if cl.get("review_rows_added"):
             lines.append(f"  billed months with new minutes, for review: {cl['review_rows_added']} (billing.review)")
         for b in cl.get("recovered_batches", []):

@@ -19,6 +19,7 @@ from transforms.contract import npi_is_valid
 from transforms.paths import SAMPLE_CONFIG
 
 MAX_GRACE_DAYS = 7  # the contract caps the late-note grace at 7 days
+MAX_CONTROL_NUMBER = 999_999_999  # ISA13 is 9 digits
 
 # Evidence an auditor asks for, checked when the export carries its column:
 # hold = the patient-month is not billed until it is documented; warn = billed, reported.
@@ -109,6 +110,10 @@ class Settings:
 
     def qualifying_apm_participants_in(self, year: int) -> frozenset[str]:
         return self.qualifying_apm_participants.get(year, self.qualifying_apm_participants.get(None, frozenset()))
+    # ISA13/GS06/ST02 come from one counter in [start, end]. Each warehouse of a practice gets its own range
+    # (x12.control_number_start / _end), so no two ever send the same interchange control number.
+    control_number_start: int = 1
+    control_number_end: int = MAX_CONTROL_NUMBER
 
     def billing_provider_for(self, practitioner_npi: str) -> BillingProvider:
         for bp in self.billing_providers:
@@ -210,6 +215,15 @@ def load_settings(path: str | Path | None = None) -> Settings:
     usage = str(x12.get("usage_indicator", "T"))
     if usage not in ("T", "P"):
         problems.append("x12.usage_indicator: must be T (test) or P (production)")
+    numbers = {}
+    for key, default in (("control_number_start", 1), ("control_number_end", MAX_CONTROL_NUMBER)):
+        value = x12.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CONTROL_NUMBER:
+            problems.append(f"x12.{key}: must be a whole number from 1 to {MAX_CONTROL_NUMBER}")
+            value = default
+        numbers[key] = value
+    if numbers["control_number_start"] > numbers["control_number_end"]:
+        problems.append("x12.control_number_start: must not be above x12.control_number_end")
 
     billing = raw.get("billing") or {}
     grace = billing.get("claim_grace_days", 5)
@@ -308,6 +322,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
         timely_filing_warn_months=warn_months,
         evidence=evidence,
         revocation_effective=revocation,
+        control_number_start=numbers["control_number_start"],
+        control_number_end=numbers["control_number_end"],
     )
 
 

@@ -1,6 +1,7 @@
--- New billing.review rows: billed patient-months whose codes or countable
--- minutes now differ from what was billed and from their last review row, so a
--- rerun adds nothing. The table itself: billing/review.sql.
+-- New billing.review rows: patient-months with a live claim in tonight's usage
+-- whose codes or countable minutes now differ from what was billed and from
+-- their last review row, so a rerun adds nothing. (A rejected claim is not
+-- reviewed: changed content bills it again.) The table itself: billing/review.sql.
 insert into billing.review
 with current_codes as (
     select patient_id, service_month,
@@ -29,8 +30,9 @@ select
     getvariable('claims_run_id') as detected_run_id,
     now() as detected_at
 from billing.ledger l
-join current_state c using (patient_id, service_month)
-left join last_review r using (patient_id, service_month)
+join billing.live_claims lc on lc.claim_id = l.claim_id and lc.usage_indicator = getvariable('claim_usage')
+join current_state c on c.patient_id = l.patient_id and c.service_month = l.service_month
+left join last_review r on r.patient_id = l.patient_id and r.service_month = l.service_month
 where (c.current_codes <> l.billed_codes or c.current_minutes is distinct from l.billed_minutes)
   and (r.patient_id is null
        or r.current_codes <> c.current_codes

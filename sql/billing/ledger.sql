@@ -1,9 +1,12 @@
--- billing.ledger: what was billed, one row per patient-month, ever. The
--- primary key is the guard against billing a patient-month twice.
+-- billing.ledger: one row per claim ever written, never changed afterwards.
+-- A patient-month may have several claims over time (a rejected claim is
+-- billed again under a new claim id, replaces_claim_id naming the old one);
+-- billing.live_claims is the guard that lets it have at most one live claim
+-- per usage (test or production) at a time.
 create table if not exists billing.ledger (
     patient_id           varchar not null,
     service_month        date    not null,
-    claim_id             varchar not null unique,   -- CLM01
+    claim_id             varchar primary key,       -- CLM01
     batch_id             varchar not null,
     billing_npi          varchar not null,          -- rendering practitioner (2310B)
     billing_provider_npi varchar not null,          -- group NPI (2010AA)
@@ -15,7 +18,15 @@ create table if not exists billing.ledger (
     date_of_service      date not null,
     run_id               varchar not null,
     committed_at         timestamptz not null,
-    primary key (patient_id, service_month)
+    -- ISA15 of the claim's interchange: T (test) or P (production). Claims from
+    -- before this column was kept are P unless their batch's manifest says T.
+    usage_indicator      varchar not null default 'P',
+    -- SHA-256 of what the claim says (patient, providers, payer, lines,
+    -- diagnoses): a rejected claim is billed again on its own only when the
+    -- same patient-month would now say something else. Null for claims billed
+    -- before it was kept: those go out again only when released (ccm resubmit).
+    content_hash         varchar,
+    replaces_claim_id    varchar                    -- the rejected claim this one bills again
 );
 -- Added after the first release: the claim's allowed amount and the patient's coinsurance.
 alter table billing.ledger add column if not exists allowed_amount decimal(10, 2);

@@ -1,6 +1,8 @@
--- marts.claim_lines: one row per billed code line exactly as committed to the
--- ledger (billing.ledger_lines): NPIs, line number, minutes and diagnoses as the
--- claim carried them, with its batch. needs_review is true when minutes or
+-- marts.claim_lines: one row per billed code line of every claim ever written,
+-- exactly as committed to the ledger (billing.ledger_lines): NPIs, line
+-- number, minutes and diagnoses as the claim carried them, with its batch. A
+-- rejected claim billed again appears under both claim ids (marts.claim_status
+-- says which is live). needs_review is true when minutes or
 -- codes changed after billing (billing.review); the claim itself never changes.
 create or replace view marts.claim_lines as
 with lines as (
@@ -18,9 +20,7 @@ batches as (
     group by batch_id
 ),
 ledger as (
-    select patient_id, service_month, min(committed_at) as committed_at
-    from billing.ledger
-    group by patient_id, service_month
+    select claim_id, committed_at from billing.ledger
 ),
 review as (
     select distinct patient_id, service_month from billing.review
@@ -49,5 +49,5 @@ select
     r.patient_id is not null as needs_review
 from lines l
 left join batches b using (batch_id)
-left join ledger g using (patient_id, service_month)
+left join ledger g using (claim_id)
 left join review r using (patient_id, service_month);

@@ -48,15 +48,18 @@ with patient_months as (    -- core.patient_month, column by column
         minutes_to_next_threshold::integer as minutes_to_next_threshold
     from core.patient_month
 ),
-ledger as (                 -- one row per patient-month ever billed (the ledger's guarantee)
-    select patient_id, service_month,
-           min(batch_id) as batch_id, min(claim_id) as claim_id,
-           min(run_id) as billed_run_id, min(committed_at) as billed_at
-    from billing.ledger
-    group by patient_id, service_month
+ledger as (                 -- the patient-month's current claim: its live one (production before
+                            -- test), else its newest (rejected, waiting to be billed again)
+    select l.patient_id, l.service_month, l.batch_id, l.claim_id, l.run_id as billed_run_id,
+           l.committed_at as billed_at
+    from billing.ledger l
+    left join billing.live_claims lc on lc.claim_id = l.claim_id
+    qualify row_number() over (partition by l.patient_id, l.service_month
+                               order by lc.claim_id is not null desc, l.usage_indicator = 'P' desc,
+                                        l.committed_at desc, l.claim_id desc) = 1
 ),
 ledger_lines as (           -- what went out on the claim, base code first
-    select patient_id, service_month,
+    select claim_id,
            string_agg(cpt_code || case when units > 1 then 'x' || units else '' end, ' '
                       order by line_number, cpt_code) as billed_codes,
            sum(charge_amount)::decimal(10, 2) as billed_charge_amount,
@@ -64,7 +67,7 @@ ledger_lines as (           -- what went out on the claim, base code first
            sum(expected_payment)::decimal(10, 2) as billed_expected_payment,
            sum(patient_responsibility)::decimal(10, 2) as billed_patient_responsibility
     from billing.ledger_lines
-    group by patient_id, service_month
+    group by claim_id
 ),
 review as (                 -- minutes that arrived after the month was billed
     select distinct patient_id, service_month from billing.review
@@ -132,7 +135,7 @@ classified as (
         coalesce(o.fee, f.fee)::decimal(10, 2) as base_code_fee
     from patient_months pm
     left join ledger l using (patient_id, service_month)
-    left join ledger_lines ll using (patient_id, service_month)
+    left join ledger_lines ll on ll.claim_id = l.claim_id
     left join review r using (patient_id, service_month)
     left join practitioners s on s.staff_id = pm.billing_staff_id
     left join observed_fees o on o.rules_year = pm.rules_year

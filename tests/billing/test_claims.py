@@ -89,7 +89,8 @@ def test_multi_provider_batch_has_one_interchange_per_group_npi_clean_under_pyx1
     assert second.claims[0].rendering_npi == NP_ORTIZ
     assert summary["claims"] == 3 and summary["lines"] == 4 and summary["units"] == 5
     assert set(summary) == {"batch_id", "path", "claims", "lines", "units", "charges", "expected_payment", "files",
-                            "x12_files", "review_rows_added", "recovered_batches", "abandoned_temp_folders"}
+                            "x12_files", "review_rows_added", "recovered_batches", "abandoned_temp_folders",
+                            "usage_indicator", "rebilled_changed", "rebilled_released", "rejected_unchanged_waiting"}
 
 
 def test_pyx12_helper_reports_a_broken_file(con, tmp_path):

@@ -95,6 +95,56 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("days_since_last_contact", "INTEGER"), ("timely_filing_deadline", "DATE"),
         ("reasons_not_billed", "VARCHAR[]"),
     ],
+    "reason_codes": [
+        ("reason_code", "VARCHAR"), ("code_list", "VARCHAR"), ("words", "VARCHAR"),
+    ],
+    # the export contract's columns, word for word
+    "claim_status": [
+        ("claim_id", "VARCHAR"), ("batch_id", "VARCHAR"), ("patient_id", "VARCHAR"), ("service_month", "DATE"),
+        ("status", "VARCHAR"), ("charge_amount", "DECIMAL(10,2)"), ("paid_amount", "DECIMAL(12,2)"),
+        ("patient_responsibility", "DECIMAL(12,2)"), ("adjustment_reason_codes", "VARCHAR"),
+        ("payer_claim_control_number", "VARCHAR"), ("status_at", "TIMESTAMP WITH TIME ZONE"),
+        ("replaced_by_claim_id", "VARCHAR"),
+    ],
+    "rejections_to_fix": [
+        ("claim_id", "VARCHAR"), ("batch_id", "VARCHAR"), ("patient_id", "VARCHAR"), ("service_month", "DATE"),
+        ("usage_indicator", "VARCHAR"), ("rejected_by", "VARCHAR"), ("rejected_at", "TIMESTAMP WITH TIME ZONE"),
+        ("reason_codes", "VARCHAR"), ("reason", "VARCHAR"), ("released", "BOOLEAN"),
+        ("released_at", "TIMESTAMP WITH TIME ZONE"), ("next_step", "VARCHAR"),
+    ],
+    "denials_to_appeal": [
+        ("claim_id", "VARCHAR"), ("batch_id", "VARCHAR"), ("patient_id", "VARCHAR"), ("service_month", "DATE"),
+        ("status", "VARCHAR"), ("payer_claim_control_number", "VARCHAR"), ("remittance_date", "DATE"),
+        ("appeal_deadline", "DATE"), ("days_left", "INTEGER"), ("charge_amount", "DECIMAL(10,2)"),
+        ("paid_amount", "DECIMAL(12,2)"), ("denied_amount", "DECIMAL(12,2)"), ("carcs", "VARCHAR"),
+        ("carc_reason", "VARCHAR"), ("rarcs", "VARCHAR"), ("rarc_reason", "VARCHAR"),
+    ],
+    "overpayments": [
+        ("claim_id", "VARCHAR"), ("batch_id", "VARCHAR"), ("patient_id", "VARCHAR"), ("service_month", "DATE"),
+        ("paid_amount", "DECIMAL(12,2)"), ("billed_codes", "VARCHAR"), ("current_codes", "VARCHAR"),
+        ("eligible_now", "BOOLEAN"), ("amount_at_risk", "DECIMAL(12,2)"), ("reason", "VARCHAR"),
+        ("identified_at", "TIMESTAMP WITH TIME ZONE"), ("refund_deadline", "DATE"), ("days_left", "INTEGER"),
+    ],
+    "remittance_summary": [
+        ("batch_id", "VARCHAR"), ("service_month", "DATE"), ("claims", "BIGINT"), ("submitted", "BIGINT"),
+        ("accepted", "BIGINT"), ("rejected", "BIGINT"), ("paid", "BIGINT"), ("partially_paid", "BIGINT"),
+        ("denied", "BIGINT"), ("reversed", "BIGINT"), ("billed_amount", "DECIMAL(12,2)"),
+        ("allowed_amount", "DECIMAL(12,2)"), ("paid_amount", "DECIMAL(12,2)"),
+        ("patient_responsibility", "DECIMAL(12,2)"), ("adjustment_amount", "DECIMAL(12,2)"),
+        ("claims_with_payment", "BIGINT"), ("avg_days_to_payment", "DOUBLE"), ("max_days_to_payment", "INTEGER"),
+    ],
+    "remittance_adjustments": [
+        ("batch_id", "VARCHAR"), ("service_month", "DATE"), ("group_code", "VARCHAR"), ("reason_code", "VARCHAR"),
+        ("claims", "BIGINT"), ("amount", "DECIMAL(12,2)"), ("reason", "VARCHAR"),
+    ],
+    "response_files": [
+        ("file_name", "VARCHAR"), ("sha256", "VARCHAR"), ("kind", "VARCHAR"), ("status", "VARCHAR"),
+        ("reason", "VARCHAR"), ("read_at", "TIMESTAMP WITH TIME ZONE"), ("run_id", "VARCHAR"),
+        ("interchange_control_number", "VARCHAR"), ("usage_indicator", "VARCHAR"), ("claims_matched", "INTEGER"),
+        ("claims_unmatched", "INTEGER"), ("pyx12_findings", "INTEGER"), ("pyx12_first_finding", "VARCHAR"),
+        ("payments", "BIGINT"), ("total_payment", "DECIMAL(14,2)"), ("reconciled", "BOOLEAN"),
+        ("unreconciled_amount", "DECIMAL(14,2)"),
+    ],
 }
 REFERENCE_TABLES = {"fee_reference": [("rules_year", "INTEGER"), ("cpt_code", "VARCHAR"), ("fee", "DECIMAL(10,2)"),
                                       ("source", "VARCHAR")]}

@@ -62,6 +62,8 @@ def test_report_draws_every_chart(report_html):
         "Flags by type",
         "Flags by staff member",
         "Expected payment and left on the table, by service month",
+        "Claims submitted, accepted, paid",
+        "Denials by reason (CARC)",
     ]
     for label in ("20 min", "40 min", "60 min"):   # threshold lines on the histograms
         assert html.count(f">{label}</text>") == 2
@@ -228,7 +230,7 @@ def test_report_renders_in_headless_chromium_without_console_messages(report_htm
     dom = chromium(["--dump-dom", report_html.as_uri()], tmp_path / "profile-dom", tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert console_messages(dom.stderr) == []
-    assert dom.stdout.count("<svg") == 6 and "Threshold worklist" in dom.stdout
+    assert dom.stdout.count("<svg") == 8 and "Threshold worklist" in dom.stdout and "Revenue cycle" in dom.stdout
 
     shot = tmp_path / "report.png"
     result = chromium(["--window-size=1000,2600", f"--screenshot={shot}", report_html.as_uri()],

@@ -1,4 +1,11 @@
-"""The claims stage: closed, unbilled patient-months -> one claim batch folder, billed exactly once.
+"""The claims stage: closed patient-months without a live claim -> one claim batch folder.
+
+A patient-month has at most one live claim per usage (x12.usage_indicator: T
+test, P production; billing.live_claims). It is claimed when it was never
+billed in tonight's usage, or when its claim was rejected (999, 277CA, TA1)
+and either the claim would now say something else or `ccm resubmit` released
+it: then under a new claim id, the ledger row naming the claim it replaces
+(sql/billing/claimable_lines.sql).
 
     <claims_dir>/<batch_id>/
         <batch_id>_<group NPI>.x12   one 837P interchange per billing provider
@@ -56,7 +63,7 @@ import pyarrow as pa
 from transforms.billing.edits import (ClaimEditError, check_batch, check_billing_provider, check_claim_lines,
                                       check_interchange, validate_with_pyx12)
 from transforms.billing.ledger import (TMP_PREFIX, commit_batch, ensure_billing_schema, fault, fsync_dir,
-                                       mark_delivered, next_batch_id, recover_batches)
+                                       mark_delivered, next_batch_id, next_control_number, recover_batches)
 from transforms.settings import Settings
 from transforms.warehouse import run_sql, sql_text, table_exists
 from transforms.billing.x12_837p import (BillingProviderInfo, Envelope, claim_blocks, interchange_header,
@@ -92,6 +99,9 @@ def write_claim_batch(
     con.execute(f"set variable claims_run_id = '{run_id.replace(chr(39), chr(39) * 2)}'")
     con.execute(f"set variable claim_as_of = date '{as_of.isoformat()}'")
     con.execute(f"set variable claim_grace_days = {int(settings.claim_grace_days)}")
+    usage = settings.x12.get("usage_indicator", "T")
+    con.execute(f"set variable claim_usage = '{'P' if usage == 'P' else 'T'}'")
+    _claim_settings(con, settings)
     review_before = con.execute("select count(*) from billing.review").fetchone()[0]
     run_sql(con, "billing/detect_review.sql")
     review_added = con.execute("select count(*) from billing.review").fetchone()[0] - review_before
@@ -101,6 +111,7 @@ def write_claim_batch(
         "batch_id": None, "path": None, "claims": 0, "lines": 0, "units": 0, "charges": 0.0,
         "expected_payment": 0.0, "files": 0, "x12_files": [], "review_rows_added": review_added,
         "recovered_batches": recovery["recovered"], "abandoned_temp_folders": recovery["abandoned"],
+        "usage_indicator": usage, **_decisions(con),
     }
     if not con.execute("select count(*) from claimable_lines").fetchone()[0]:
         log.info("claims: nothing to claim as of %s", as_of)
@@ -108,8 +119,9 @@ def write_claim_batch(
     run_sql(con, "billing/batch_claims.sql")
 
     batch_id = next_batch_id(con, as_of, claims_dir)
-    first_control_number = con.execute(
-        "select coalesce(max(interchange_control_number), 0) + 1 from billing.control_numbers").fetchone()[0]
+    providers = con.execute("select count(distinct billing_provider_npi) from claimable_lines").fetchone()[0]
+    first_control_number = next_control_number(con, settings.control_number_start, settings.control_number_end,
+                                               claims_dir, providers)
     created_at = datetime.now(ZoneInfo(settings.time_zone)).replace(microsecond=0)
     batch = Batch(batch_id, run_id, as_of, created_at)
     batch.totals = _totals(con)
@@ -128,7 +140,7 @@ def write_claim_batch(
         shutil.rmtree(tmp, ignore_errors=True)  # PHI never lingers in a folder that will not be delivered
         raise
     fault("after_files")
-    commit_batch(con, batch, final)
+    commit_batch(con, batch, final, usage)
     fault("after_ledger")
     os.rename(tmp, final)
     fsync_dir(claims_dir)
@@ -142,6 +154,29 @@ def write_claim_batch(
              batch_id, summary["claims"], summary["lines"], summary["units"], summary["charges"],
              batch.validation["pyx12"], batch.validation["claims_checked_by_pyx12"])
     return summary
+
+
+def _claim_settings(con, settings: Settings) -> None:
+    """claim_settings (temp): per billing provider, a fingerprint of what the configuration puts on its
+    claims (provider, payer, submitter, receiver, place of service), part of every claim's content hash:
+    a rejected claim goes out again on its own when the practice corrects, say, its payer id."""
+    x12 = settings.x12
+    rows = []
+    for bp in settings.billing_providers:
+        said = [bp.npi, bp.name, bp.tin, bp.taxonomy, bp.address.line1, bp.address.line2 or "", bp.address.city,
+                bp.address.state, bp.address.zip, settings.payer_name, settings.payer_id, x12.get("submitter_id", ""),
+                x12.get("submitter_name", ""), x12.get("receiver_id", ""), x12.get("receiver_name", ""),
+                settings.place_of_service or "11"]
+        rows.append((bp.npi, hashlib.sha256("|".join(said).encode("utf-8")).hexdigest()))
+    con.execute("create or replace temp table claim_settings (billing_provider_npi varchar, fingerprint varchar)")
+    con.executemany("insert into claim_settings values (?, ?)", rows)
+
+
+def _decisions(con) -> dict[str, int]:
+    """How tonight's candidates were decided (claim_candidates.decision), for the summary."""
+    counts = dict(con.execute("select decision, count(*) from claim_candidates group by all").fetchall())
+    return {"rebilled_changed": counts.get("rebill_changed", 0), "rebilled_released": counts.get("rebill_released", 0),
+            "rejected_unchanged_waiting": counts.get("held_unchanged", 0)}
 
 
 # -- planning a batch --------------------------------------------------------------------------------

@@ -2,10 +2,13 @@
 its control numbers, batch row and file hashes, and the recovery of a batch a
 killed run left half-way.
 
-billing.ledger holds one row per billed patient-month (primary key), written in
-the same DuckDB transaction as the control numbers, the batch row and the name,
-SHA-256 and size of every file (billing.batch_files; not the bytes: a batch is
-hundreds of MB of PHI that the warehouse need not hold twice). The batch writer
+billing.ledger holds one row per claim ever written, and billing.live_claims
+the one live claim each patient-month may have per usage (test, production;
+its primary key is the guard), both written in the same DuckDB transaction as
+the control numbers, the batch row and the name, SHA-256 and size of every
+file (billing.batch_files; not the bytes: a batch is hundreds of MB of PHI
+that the warehouse need not hold twice). A 999, 277CA or TA1 rejecting a claim
+deletes its live row (transforms.billing.responses); nothing else does. The batch writer
 (transforms.billing.batch) writes the files to a hidden temp folder first and
 renames it into place only after that transaction commits. A kill at any point
 leaves either no ledger rows and a temp folder (deleted, its control numbers
@@ -18,6 +21,7 @@ naming the batch and the folder, to be restored from a backup.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -37,7 +41,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BILLING_TABLES = ("batches", "control_numbers", "ledger", "ledger_lines", "batch_files", "review")
+BILLING_TABLES = ("batches", "control_numbers", "ledger", "ledger_lines", "batch_files", "review", "live_claims",
+                  "releases", "response_files", "claim_events", "acknowledgments", "remittances",
+                  "remittance_claims", "remittance_lines", "remittance_adjustments", "provider_adjustments",
+                  "overpayments", "code_descriptions")
 TMP_PREFIX = ".tmp-"  # a batch being written; renamed into place once the ledger holds it
 BATCH_ID = re.compile(r"^B(\d{8})-(\d{3,})$")
 
@@ -55,6 +62,7 @@ def fault(point: str) -> None:
 
 def ensure_billing_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists billing")
+    _migrate_ledger(con)
     for name in BILLING_TABLES:
         run_sql(con, f"billing/{name}.sql")
     # Warehouses from before streaming batches kept every file's bytes: drop them, keep the hashes.
@@ -66,8 +74,99 @@ def ensure_billing_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("alter table billing.batch_files add column size bigint")
 
 
-def commit_batch(con, batch: Batch, final: Path) -> None:
-    """One transaction: control numbers, ledger, ledger lines, batch row, file names and hashes."""
+def _migrate_ledger(con) -> None:
+    """Warehouses from before responses held one ledger row per patient-month (its primary key, "billed
+    once, ever"). Rebuild the table in place with one row per claim, in one transaction: every old claim
+    is live (no response was ever read), in the usage its batch's manifest names (P when it cannot be
+    read: a month is then never billed twice in production)."""
+    columns = {r[0] for r in con.execute("select column_name from information_schema.columns where "
+                                         "table_schema = 'billing' and table_name = 'ledger'").fetchall()}
+    if not columns or "usage_indicator" in columns:
+        return
+    batches = con.execute("select distinct l.batch_id, b.path from billing.ledger l "
+                          "left join billing.batches b using (batch_id)").fetchall()
+    usage = {batch_id: _batch_usage(Path(path) if path else None) for batch_id, path in batches}
+    try:
+        con.begin()
+        own_transaction = True
+    except duckdb.TransactionException:  # the caller's transaction holds the migration too
+        own_transaction = False
+    try:
+        con.execute("create or replace temp table batch_usage (batch_id varchar, usage_indicator varchar)")
+        if usage:
+            con.executemany("insert into batch_usage values (?, ?)", list(usage.items()))
+        con.execute("create table billing.ledger_before_claims as select * from billing.ledger")
+        con.execute("drop table billing.ledger")
+        run_sql(con, "billing/ledger.sql")
+        con.execute("""
+            insert into billing.ledger (patient_id, service_month, claim_id, batch_id, billing_npi,
+                billing_provider_npi, billed_codes, billed_minutes, units, charge_amount, expected_payment,
+                date_of_service, run_id, committed_at, usage_indicator)
+            select patient_id, service_month, claim_id, batch_id, billing_npi, billing_provider_npi, billed_codes,
+                   billed_minutes, units, charge_amount, expected_payment, date_of_service, run_id, committed_at,
+                   coalesce(u.usage_indicator, 'P')
+            from billing.ledger_before_claims left join batch_usage u using (batch_id)""")
+        run_sql(con, "billing/live_claims.sql")
+        con.execute("insert into billing.live_claims select usage_indicator, patient_id, service_month, claim_id, "
+                    "committed_at from billing.ledger")
+        con.execute("drop table billing.ledger_before_claims")
+        if own_transaction:
+            con.commit()
+    except BaseException:
+        if own_transaction:
+            _rollback(con)
+        raise
+    log.warning("billing.ledger: migrated to one row per claim (%d batches)", len(batches))
+
+
+def _batch_usage(folder: Path | None) -> str:
+    """T or P as a delivered batch says it (manifest.json, else ISA15 of an interchange); P when unknown."""
+    if folder is None:
+        return "P"
+    try:
+        usage = json.loads((folder / "manifest.json").read_text(encoding="utf-8")).get("usage_indicator")
+        if usage in ("T", "P"):
+            return usage
+    except (OSError, ValueError):
+        pass
+    for f in sorted(folder.glob("*.x12"))[:1]:
+        head = f.read_bytes()[:106].decode("ascii", "replace")
+        if head.startswith("ISA") and len(head) == 106 and head[102] in ("T", "P"):
+            return head[102]
+    return "P"
+
+
+def next_control_number(con, start: int, end: int, claims_dir: Path, needed: int) -> int:
+    """The first of `needed` consecutive unused ISA13/GS06/ST02 numbers in the practice's range for this
+    warehouse (x12.control_number_start .. _end). A warehouse with no numbers yet over a claims folder
+    that has batches (a rebuilt warehouse) continues after the highest ISA13 found there, so a number
+    that left for the clearinghouse is never sent again."""
+    used = con.execute("select max(interchange_control_number) from billing.control_numbers "
+                       "where interchange_control_number between ? and ?", [start, end]).fetchone()[0]
+    if used is None and con.execute("select count(*) from billing.control_numbers").fetchone()[0] == 0:
+        found = [n for n in _isa13_in(claims_dir) if start <= n <= end]
+        used = max(found, default=None)
+    first = max(start, (used or 0) + 1)
+    if first + needed - 1 > end:
+        raise RuntimeError(f"x12 control numbers: the range {start}..{end} (x12.control_number_start/_end) has no "
+                           f"{needed} unused numbers left after {used}; give this warehouse a new range that no "
+                           f"other warehouse of the practice uses")
+    return first
+
+
+def _isa13_in(claims_dir: Path) -> list[int]:
+    numbers = []
+    for f in Path(claims_dir).glob("*/*.x12") if Path(claims_dir).is_dir() else []:
+        head = f.read_bytes()[:106].decode("ascii", "replace").split("*")
+        if len(head) > 13 and head[0] == "ISA" and head[13].isdigit():
+            numbers.append(int(head[13]))
+    return numbers
+
+
+def commit_batch(con, batch: Batch, final: Path, usage_indicator: str = "P") -> None:
+    """One transaction: control numbers, ledger, live claims, ledger lines, batch row, file names and
+    hashes. A patient-month that already has a live claim in this usage fails the insert (the primary key
+    of billing.live_claims) and with it the whole batch."""
     now = datetime.now(timezone.utc)
     files = pa.concat_tables(batch.files)
     files = files.add_column(0, "batch_id", pa.array([batch.batch_id] * files.num_rows, pa.string()))
@@ -79,18 +178,23 @@ def commit_batch(con, batch: Batch, final: Path) -> None:
                         [(*row, now) for row in control_rows])
         con.execute("""
             insert into billing.ledger (patient_id, service_month, claim_id, batch_id, billing_npi,
-                                        billing_provider_npi, billed_codes, billed_minutes, units, charge_amount,
-                                        expected_payment, date_of_service, run_id, committed_at, allowed_amount,
-                                        patient_responsibility)
+                billing_provider_npi, billed_codes, billed_minutes, units, charge_amount, expected_payment,
+                date_of_service, run_id, committed_at, usage_indicator, content_hash, replaces_claim_id,
+                allowed_amount, patient_responsibility)
             select patient_id, service_month, claim_id, ? as batch_id,
                    any_value(billing_npi), any_value(billing_provider_npi),
                    string_agg(cpt_code || case when units > 1 then 'x' || units else '' end, ' '
                               order by line_number, cpt_code),
                    any_value(countable_minutes), sum(units), sum(charge_amount), sum(expected_payment),
-                   max(date_of_service), ? as run_id, ? as committed_at, sum(allowed_amount),
+                   max(date_of_service), ? as run_id, ? as committed_at, ? as usage_indicator,
+                   any_value(content_hash), any_value(replaces_claim_id), sum(allowed_amount),
                    sum(patient_responsibility)
             from claimable_lines group by patient_id, service_month, claim_id
-        """, [batch.batch_id, batch.run_id, now])
+        """, [batch.batch_id, batch.run_id, now, usage_indicator])
+        con.execute("""
+            insert into billing.live_claims
+            select distinct ?, patient_id, service_month, claim_id, ?::timestamptz from claimable_lines
+        """, [usage_indicator, now])
         con.execute("""
             insert into billing.ledger_lines (claim_id, line_number, batch_id, patient_id, service_month, billing_npi,
                                               billing_provider_npi, cpt_code, units, minutes, charge_amount,

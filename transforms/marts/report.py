@@ -66,6 +66,9 @@ class ReportData:
     trend: list[tuple[date, float, float, float, float]] = field(default_factory=list)
     # threshold worklist for the open month: counts only
     worklist: dict = field(default_factory=dict)
+    # the revenue cycle, from the responses read back: funnel, statuses, denials by reason, days to
+    # payment, open rejections and overpayments (revenue_cycle_data)
+    revenue_cycle: dict = field(default_factory=dict)
     # totals over every month and flag, for the stage's summary (not drawn)
     patient_months: int = 0
     estimated_left_on_table: Decimal = Decimal(0)
@@ -195,6 +198,48 @@ def _top(counts: dict) -> list:
     return sorted(counts, key=lambda k: (-sum(counts[k]), k is None, "" if k is None else k))
 
 
+def revenue_cycle_data(con: duckdb.DuckDBPyConnection) -> dict:
+    """Counts and amounts only, from the revenue-cycle marts: claims written, how many got as far as
+    accepted and paid, by status; denials by CARC (claims and denied amount, with the words); days to
+    payment (weighted over the claims paid); rejections to fix; overpayments open and at risk."""
+    statuses = {r["status"]: r for r in _rows(con, """
+        select status, count(*) as claims, coalesce(sum(paid_amount), 0) as paid_amount
+        from marts.claim_status group by all""")}
+    n = {k: int(v["claims"]) for k, v in statuses.items()}
+    written = sum(n.values())
+    accepted = written - n.get("submitted", 0) - n.get("rejected", 0)
+    paid = n.get("paid", 0) + n.get("partially_paid", 0)
+    denials = _rows(con, """
+        select d.carc, count(*) as claims, coalesce(sum(d.denied_amount), 0) as denied_amount, any_value(w.words) as words
+        from (select unnest(string_split(carcs, ' ')) as carc, denied_amount from marts.denials_to_appeal
+              where coalesce(carcs, '') <> '') d
+        left join marts.reason_codes w on w.reason_code = 'CARC:' || d.carc
+        group by d.carc order by claims desc, d.carc""")
+    days = _rows(con, """
+        select sum(avg_days_to_payment * claims_with_payment) / nullif(sum(claims_with_payment), 0) as avg_days,
+               max(max_days_to_payment) as max_days, coalesce(sum(claims_with_payment), 0) as claims
+        from marts.remittance_summary""")[0]
+    over = _rows(con, """
+        select count(*) as claims, coalesce(sum(amount_at_risk), 0) as at_risk, min(days_left) as nearest_days_left
+        from marts.overpayments""")[0]
+    rejections = _rows(con, "select count(*) as claims, count(*) filter (where released) as released "
+                            "from marts.rejections_to_fix")[0]
+    return {
+        "claims_written": written,
+        "funnel": [("submitted", written), ("accepted", accepted), ("paid", paid)],
+        "statuses": n,
+        "paid_amount": float(sum((v["paid_amount"] for v in statuses.values()), Decimal(0))),
+        "denials_by_reason": [(r["carc"], int(r["claims"]), float(r["denied_amount"]), r["words"] or "")
+                              for r in denials],
+        "avg_days_to_payment": None if days["avg_days"] is None else round(float(days["avg_days"]), 1),
+        "max_days_to_payment": days["max_days"],
+        "claims_with_payment": int(days["claims"]),
+        "rejections_to_fix": int(rejections["claims"]), "rejections_released": int(rejections["released"]),
+        "overpayments": int(over["claims"]), "overpayment_at_risk": float(over["at_risk"]),
+        "overpayment_nearest_days_left": over["nearest_days_left"],
+    }
+
+
 def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date,
                         practice_name: str = "", worklist: dict[str, int] | None = None) -> ReportData:
     """Everything the report shows, from the marts views (which must exist). `worklist`:
@@ -253,6 +298,7 @@ def collect_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date
             con.execute("reset variable worklist_as_of")
     data.worklist = {k: (v if v is not None else 0) for k, v in worklist.items()}
     data.worklist["days_left"] = calendar.monthrange(as_of.year, as_of.month)[1] - as_of.day
+    data.revenue_cycle = revenue_cycle_data(con)
     return data
 
 
@@ -505,6 +551,7 @@ def render_report(data: ReportData) -> str:
     flags_staff = hbar_svg([(s, [h, w]) for s, h, w in data.flags_by_staff], flag_series,
                            "Flags by staff member", empty_message="No flags on these months")
     trend = month_trend_svg(data.trend, "Expected payment and left on the table, by service month")
+    revenue_cycle_html = _revenue_cycle_html(data.revenue_cycle)
 
     w = data.worklist
     worklist_html = (
@@ -563,12 +610,47 @@ def render_report(data: ReportData) -> str:
         "of billing until the note is amended; a warning does not.</p>"
         f"<h3>By flag type</h3>{flags_type}<h3>By staff member (staff_id and role)</h3>{flags_staff}</section>",
         f"<section><h2>Month trends</h2>{trend}</section>",
+        revenue_cycle_html,
         f"<section><h2>Threshold worklist, {_month(data.open_month)}</h2>{worklist_html}</section>",
         "<section><h2>Recent runs</h2><table><tr><th>run</th><th>as of</th><th>status</th>"
         "<th class='n'>rows in</th><th class='n'>quarantined</th><th class='n'>flags</th><th class='n'>claims</th>"
         f"<th class='n'>charges</th></tr>{run_rows}</table></section>",
         "</main></body></html>",
     ])
+
+
+def _revenue_cycle_html(rc: dict) -> str:
+    """Submitted -> accepted -> paid, statuses, denials by reason, days to payment, money at risk."""
+    if not rc:
+        return ""
+    s = rc.get("statuses", {})
+    days = rc.get("avg_days_to_payment")
+    nearest = rc.get("overpayment_nearest_days_left")
+    kpis = "".join([
+        _kpi(f"{rc['claims_written']:,}", "claims written, ever"),
+        _kpi(_money(rc["paid_amount"]), "paid by the payer (835s read)"),
+        _kpi("-" if days is None else f"{days:.1f} days", "from batch to payment, on average"),
+        _kpi(f"{rc['rejections_to_fix']:,}", "rejections to fix (marts.rejections_to_fix)"),
+        _kpi(f"{s.get('denied', 0) + s.get('partially_paid', 0):,}", "denials to appeal (marts.denials_to_appeal)"),
+        _kpi(_money(rc["overpayment_at_risk"]), f"at risk in {rc['overpayments']} overpayment"
+             f"{'s' if rc['overpayments'] != 1 else ''}" + (f", {nearest} days to the first deadline"
+                                                           if nearest is not None else "")),
+    ])
+    funnel = hbar_svg([(label, [float(n)]) for label, n in rc["funnel"]], [("claims", COLORS["billed"])],
+                      "Claims submitted, accepted, paid", empty_message="No claim written yet")
+    denials = hbar_svg([(f"{carc} {words}", [float(n)]) for carc, n, _, words in rc["denials_by_reason"]],
+                       [("claims", COLORS["not_billed"])], "Denials by reason (CARC)",
+                       notes=[_money(amount) for _, _, amount, _ in rc["denials_by_reason"]],
+                       empty_message="No denial")
+    status_rows = "".join(f"<tr><td>{escape(k)}</td><td class='n'>{v:,}</td></tr>" for k, v in sorted(s.items()))
+    return ("<section><h2>Revenue cycle</h2>"
+            "<p class='note'>What came back from the clearinghouse and the payer (999, 277CA, 835). A rejected "
+            "claim is billed again, under a new claim id, once it is fixed or released (ccm resubmit); a denial "
+            "is appealed within 120 days of the remittance; an overpayment is refunded within 60 days of being "
+            "identified (42 CFR 401.305).</p>"
+            f"<div class='kpis'>{kpis}</div>{funnel}<h3>Claims by status</h3>"
+            f"<table><tr><th>status</th><th class='n'>claims</th></tr>{status_rows}</table>"
+            f"<h3>Denials</h3>{denials}</section>")
 
 
 def write_report(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, path: Path,

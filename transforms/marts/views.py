@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.billing.ledger import ensure_billing_schema
+from transforms.billing.responses.codes import load_code_lists
 from transforms.core import rules
 from transforms.marts import report
 from transforms.marts.worklist import write_worklist
@@ -38,6 +39,15 @@ VIEWS = (
     "pipeline_runs",
     "revenue_summary",
     "threshold_worklist",
+    # the revenue cycle: responses read back (reason_codes first: the others say why in its words)
+    "reason_codes",
+    "claim_status",
+    "rejections_to_fix",
+    "denials_to_appeal",
+    "overpayments",
+    "remittance_summary",
+    "remittance_adjustments",
+    "response_files",
 )
 
 WORKLIST_FILE = "worklist.csv"
@@ -49,6 +59,7 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
     """Create the marts views; write worklist.csv and report.html into run_dir."""
     run_sql(con, "raw/_schema.sql")         # schemas and raw.runs/loaded_files/quarantine
     ensure_billing_schema(con)              # the claims stage's own tables, real columns
+    load_code_lists(con)                    # the code lists the revenue-cycle marts say why with
     run_sql(con, "quality/_schema.sql")     # likewise quality.flags
     run_sql(con, "marts/_sources.sql")      # empty sources where a stage has not run yet
     fees = load_fee_reference(con, settings, as_of)
