@@ -4,13 +4,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from datetime import date
 from pathlib import Path
 
+from transforms.errors import StorageError, WarehouseBusy, unexpected_error_line
 from transforms.ingest.plan import InputError
+from transforms.privacy import private_umask
 from transforms.settings import ConfigError, load_settings
 
-EXIT_INPUT = 2
+EXIT_INPUT = 2  # bad input or configuration, a busy warehouse, a folder that cannot be written: one line each
+EXIT_FAILED = 1  # anything else (one line; -v adds where in the code)
 
 
 def _date(text: str) -> date:
@@ -32,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", type=_date, required=True, help="tonight's date, YYYY-MM-DD")
     run.add_argument("--config", type=Path, default=None, help="practice configuration (default: the shipped sample)")
     run.add_argument("--strict", action="store_true", help="a bad row fails the run instead of being quarantined")
+    run.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                     help="how long to wait for another run (or a program holding the warehouse) before refusing; "
+                          "default CCM_LOCK_WAIT_SECONDS, else 60")
 
     gen = sub.add_parser("generate", help="write realistic synthetic drops")
     gen.add_argument("--out", type=Path, required=True)
@@ -45,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    private_umask()  # every file this process (and DuckDB in it) creates is owner-only: PHI
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "generate":
         from transforms.devtools.generate import generate
@@ -54,15 +62,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {len(result.drops)} drops, {result.activities_total} activity rows to {result.out}")
         return 0
 
+    from transforms.billing.edits import ClaimEditError
     from transforms.pipeline import RunRequest, format_summary, run
 
     try:
         settings = load_settings(args.config)
-        summary = run(RunRequest(args.landing, args.warehouse, args.claims_dir, args.as_of, args.config, args.strict),
-                      settings)
-    except (ConfigError, InputError) as exc:
+        summary = run(RunRequest(args.landing, args.warehouse, args.claims_dir, args.as_of, args.config, args.strict,
+                                 lock_wait_seconds=args.wait), settings)
+    except (ConfigError, InputError, WarehouseBusy, StorageError, ClaimEditError) as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INPUT
+    except Exception as exc:  # noqa: BLE001 - one line, never the row a library's message may quote
+        if args.verbose:
+            print("".join(traceback.format_tb(exc.__traceback__)).rstrip(), file=sys.stderr)
+        print(unexpected_error_line(exc, "the run") + " (the run is recorded as failed; -v shows where)",
+              file=sys.stderr)
+        return EXIT_FAILED
     print(format_summary(summary))
     return 0
 

@@ -23,8 +23,8 @@ import duckdb
 import polars as pl
 
 from transforms.contract import LOAD_ORDER, TABLES, TableSpec
-from transforms.ingest.plan import InputError, IngestPlan, LandingFile
-from transforms.ingest.readers import arrow, read_strings, sha256_file
+from transforms.ingest.plan import InputError, IngestPlan, LandingFile, drop_date
+from transforms.ingest.readers import UnreadableFile, arrow, read_strings, sha256_file
 from transforms.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,10 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
             expr = f"coalesce({t}, 'active')" if col == "status" else t
         elif sql_type == "INTEGER":
             # whole numbers only: TRY_CAST would round '12.5' to 13, and minutes are never rounded
-            expr = f"case when regexp_full_match({t}, '[+-]?[0-9]+') then cast({t} as integer) end"
-            problems.append((f"{t} is not null and {q} is null", col, "not a whole number"))
+            whole = f"regexp_full_match({t}, '[+-]?[0-9]+')"
+            expr = f"case when {whole} then try_cast({t} as integer) end"
+            problems.append((f"{t} is not null and {q} is null and not {whole}", col, "not a whole number"))
+            problems.append((f"{q} is null and {whole}", col, "a whole number too large to be true"))
         elif sql_type == "BOOLEAN":
             expr = f"try_cast(lower({t}) as boolean)"
             problems.append((f"{t} is not null and {q} is null", col, "not true/false"))
@@ -87,6 +89,8 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
             problems.append((f"{t} is not null and {q} is null", col, "not an ISO 8601 timestamp"))
         else:
             raise ValueError(f"sql/raw/{spec.name}.sql: type {sql_type} of {col} has no parser")
+        # a NUL byte is binary data, not text (and no id, date or name holds one)
+        problems.append((f"strpos({t}, chr(0)) > 0", col, "holds a NUL byte (binary data, not text)"))
         texts.append(f"{text} as {t}")
         typed.append(f"{expr} as {q}")
         typed_from_landing[col] = expr.replace(t, f"({text})")
@@ -98,8 +102,14 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
                              f"not one of {'/'.join(spec.vocab[col])}"))
     if spec.name == "activities":
         problems.append(('try_cast("_t_duration_minutes" as integer) < 0', "duration_minutes", "negative minutes"))
+    if spec.name == "patients":
+        # the export was written on the drop's date: a patient cannot be born after it
+        problems.append(('"birth_date" > getvariable(\'ingest_drop_date\')', "birth_date",
+                         "in the future (after the drop's date)"))
 
-    any_problem = " or ".join(f"coalesce({cond}, false)" for cond, _, _ in problems) or "false"
+    # A ragged row (more or fewer fields than the header) is bad whatever its values
+    # say: they may have shifted into other columns. Its one problem is that.
+    any_problem = " or ".join(["_ragged is not null", *(f"coalesce({cond}, false)" for cond, _, _ in problems)])
     rules = hashlib.sha256(f"{texts}|{typed}|{any_problem}|{time_zone}".encode()).hexdigest()[:16]
     text_hash = f"hash('{rules}', {_quoted(spec.columns)})"
     key_hash = f"hash({', '.join(typed_from_landing[k] for k in spec.key)})"
@@ -107,16 +117,17 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
         f"select {_quoted(spec.columns)}, _row_number, _text_hash, {any_problem} as _bad, "
         f"hash({_quoted(spec.key)}) as _key_hash, hash({_quoted(spec.columns)}) as _row_hash "
         f"from (select *, {', '.join(typed)} "
-        f"      from (select {', '.join(texts)}, _row_number, {text_hash} as _text_hash from {source}))"
+        f"      from (select {', '.join(texts)}, _row_number, _ragged, {text_hash} as _text_hash from {source}))"
     )
     listed = ", ".join(f"case when coalesce({cond}, false) then {{'column': '{col}', 'reason': '{reason}'}} end"
                        for cond, col, reason in problems)
     key = " || '|' || ".join(f"coalesce(trim(\"{k}\"), '')" for k in spec.key)
     problem_rows = (
-        f"select _row_number, _record_key as record_key, "
-        f"unnest(list_filter([{listed}], lambda p: p is not null)) as problem "
+        f"select _row_number, case when _ragged is null then _record_key end as record_key, "
+        f"unnest(case when _ragged is not null then [{{'column': null::varchar, 'reason': _ragged}}] "
+        f"            else list_filter([{listed}], lambda p: p is not null) end) as problem "
         f"from (select *, {', '.join(typed)} "
-        f"      from (select {', '.join(texts)}, _row_number, {key} as _record_key from {source} "
+        f"      from (select {', '.join(texts)}, _row_number, _ragged, {key} as _record_key from {source} "
         f"            where _row_number in (select _row_number from parsed where _bad)))"
     )
     return TypedSelect(typed_rows, problem_rows, key_hash, text_hash)
@@ -192,6 +203,7 @@ def load_drops(
     for temp in ("parsed", "changed", "problems"):
         con.execute(f"drop table if exists {temp}")
     return {
+        "drops_empty": list(plan.empty_drops),
         "drops_loaded": list(plan.new_drops),
         "drops_skipped": list(plan.skipped_drops),
         "rows_loaded": rows_loaded,
@@ -206,8 +218,13 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
     bad_total = 0
     lines: list[str] = []
     loaded_files, loaded_file_rows = [], []
+    # the drop's date (planning checked its name): what "in the future" is judged against
+    con.execute(f"set variable ingest_drop_date = date '{drop_date(files[0].drop).isoformat()}'")
     for lf in files:
-        frame = read_strings(lf, settings)
+        try:
+            frame = read_strings(lf, settings)
+        except UnreadableFile as exc:  # changed since planning read it: this drop rolls back
+            raise InputError([f"{exc}; nothing of drop {lf.drop} was stored"]) from None
         spec = TABLES[lf.table]
         select = _typed_select(spec, types[lf.table], settings.time_zone, source="unseen_rows")
         latest = f"raw.latest_{lf.table}"
@@ -218,7 +235,7 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
         con.register("landing_rows", arrow(frame))
         unseen = con.execute(f"""
             with screened as materialized (
-                select _row_number, {select.key_hash} as _key_hash, {select.text_hash} as _text_hash
+                select _row_number, _ragged, {select.key_hash} as _key_hash, {select.text_hash} as _text_hash
                 from landing_rows
             ),
             repeated_keys as (
@@ -228,6 +245,7 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
             from screened s
             left join {latest} l using (_key_hash)
             where l._text_hash is distinct from s._text_hash
+               or s._ragged is not null
                or s._key_hash in (select _key_hash from repeated_keys)
             order by 1
         """).fetchnumpy()["row_index"]
@@ -295,7 +313,7 @@ def _store_unseen(con, lf: LandingFile, spec: TableSpec, select: TypedSelect, ro
         for row, column, reason in con.execute(
             "select _row_number, problem.column, problem.reason from problems order by 1 limit 20"
         ).fetchall():
-            lines.append(f"{lf.path}: row {row}, column {column}: {reason}")
+            lines.append(f"{lf.path}: row {row}" + (f", column {column}" if column else "") + f": {reason}")
     con.unregister("unseen_rows")
     return stored, new, bad_rows
 
