@@ -8,6 +8,9 @@
 -- (worklist_status = 'no_minutes_yet'), unless last month already lost minutes
 -- to a revocation. Order by priority: smallest gap first,
 -- then fewest days left, then longest since the last contact.
+-- Closed months whose claim was withheld by a claim edit are listed first
+-- (worklist_status = 'claim_withheld', with withheld_reasons): their data is
+-- fixed in the EHR, and the next run bills them.
 -- Holds PHI (the patient's name): care teams call the patient.
 create or replace view marts.threshold_worklist as
 with as_of as (
@@ -109,13 +112,41 @@ patients as (
     select patient_id, any_value(trim(concat_ws(' ', first_name, last_name))) as patient_name
     from staging.patients
     group by patient_id
+),
+-- Closed months whose claim the claims stage withheld (billing.withheld_claims):
+-- the data to fix before the claim can go out, listed first.
+withheld as (
+    select patient_id, service_month,
+           string_agg(edit || ': ' || reason, '; ' order by edit, reason) as withheld_reasons
+    from billing.withheld_claims
+    where (patient_id, service_month) not in (select patient_id, service_month from billing.ledger)
+    group by patient_id, service_month
+),
+listed as (
+    select patient_id, service_month, worklist_status, billing_staff_id, billing_practitioner_name, billing_npi,
+           billing_provider_npi, countable_minutes, clinical_staff_minutes, practitioner_minutes,
+           excluded_held_documentation, next_threshold_minutes, gap, codes, expected_payment,
+           null::varchar as withheld_reasons
+    from gaps
+    where gap > 0
+    union all
+    select w.patient_id, w.service_month, 'claim_withheld', pm.billing_staff_id, s.full_name, pm.billing_npi,
+           pm.billing_provider_npi, coalesce(pm.countable_minutes, 0)::integer,
+           coalesce(pm.clinical_staff_minutes, 0)::integer, coalesce(pm.practitioner_minutes, 0)::integer,
+           coalesce(pm.excluded_held_documentation, 0)::integer, null::integer, null::integer,
+           nullif(trim(pm.billed_codes), ''), pm.expected_payment::decimal(10, 2), w.withheld_reasons
+    from withheld w
+    join core.patient_month pm on pm.patient_id::varchar = w.patient_id and pm.service_month::date = w.service_month
+    left join (select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id) s
+        on s.staff_id = pm.billing_staff_id
 )
 select
     o.as_of,
     g.service_month,
     (o.month_end - o.as_of)::integer as days_left_in_month,
-    row_number() over (order by g.gap, o.month_end - o.as_of, g.next_threshold_minutes,
-                                lc.last_contact_date nulls first, g.patient_id)::integer as priority,
+    row_number() over (order by g.worklist_status = 'claim_withheld' desc, g.gap, o.month_end - o.as_of,
+                                g.next_threshold_minutes, lc.last_contact_date nulls first, g.service_month,
+                                g.patient_id)::integer as priority,
     g.patient_id,
     p.patient_name,
     g.worklist_status,
@@ -132,9 +163,9 @@ select
     g.codes as codes_so_far,
     g.expected_payment as expected_payment_so_far,
     lc.last_contact_date,
-    (o.as_of - lc.last_contact_date)::integer as days_since_last_contact
-from gaps g
+    (o.as_of - lc.last_contact_date)::integer as days_since_last_contact,
+    g.withheld_reasons
+from listed g
 cross join open_month o
 left join last_contact lc using (patient_id)
 left join patients p using (patient_id)
-where g.gap > 0

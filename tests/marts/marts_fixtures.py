@@ -303,6 +303,11 @@ ledger_lines as (           -- what went out on the claim, base code first
 review as (                 -- minutes that arrived after the month was billed
     select distinct patient_id, service_month from billing.review
 ),
+withheld as (               -- tonight's claim edits that kept the month's claim out of its batch
+    select patient_id, service_month, list(edit || ': ' || reason order by edit, reason) as withheld_reasons
+    from billing.withheld_claims
+    group by patient_id, service_month
+),
 practitioners as (
     select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id
 ),
@@ -331,12 +336,15 @@ classified as (
         l.batch_id, l.claim_id, l.billed_run_id, l.billed_at,
         ll.billed_codes, ll.billed_charge_amount, ll.billed_expected_payment,
         r.patient_id is not null as needs_review,
+        w.patient_id is not null and l.patient_id is null as withheld,
+        case when l.patient_id is null then w.withheld_reasons end as withheld_reasons,
         s.full_name as billing_practitioner_name,
         coalesce(o.fee, f.fee)::decimal(10, 2) as base_code_fee
     from patient_months pm
     left join ledger l using (patient_id, service_month)
     left join ledger_lines ll using (patient_id, service_month)
     left join review r using (patient_id, service_month)
+    left join withheld w using (patient_id, service_month)
     left join practitioners s on s.staff_id = pm.billing_staff_id
     left join observed_fees o on o.rules_year = pm.rules_year
     left join reference_fees f on f.rules_year = pm.rules_year
@@ -434,7 +442,9 @@ select
         when left_on_table_reason in ('multiple_reasons', 'unexplained') then 0.00
         when recoverable_minutes >= base_threshold then base_code_fee
         else 0.00
-    end::decimal(10, 2) as estimated_left_on_table
+    end::decimal(10, 2) as estimated_left_on_table,
+    withheld,
+    coalesce(withheld_reasons, []::varchar[]) as withheld_reasons
 from left_on_table
 """,
     "dq_flags": r"""
@@ -564,13 +574,29 @@ patients as (
     select patient_id, any_value(trim(concat_ws(' ', first_name, last_name))) as patient_name
     from staging.patients
     group by patient_id
+),
+listed as (
+    select patient_id, service_month, worklist_status, billing_staff_id, billing_practitioner_name, billing_npi,
+           billing_provider_npi, countable_minutes, clinical_staff_minutes, practitioner_minutes,
+           excluded_held_documentation, next_threshold_minutes, gap, codes, expected_payment,
+           null::varchar as withheld_reasons
+    from gaps
+    where gap > 0
+    union all
+    select patient_id, service_month, 'claim_withheld', billing_staff_id, billing_practitioner_name, billing_npi,
+           billing_provider_npi, countable_minutes, clinical_staff_minutes, practitioner_minutes,
+           excluded_held_documentation, null, null, codes, expected_payment,
+           array_to_string(withheld_reasons, '; ')
+    from ref.patient_month
+    where withheld
 )
 select
     o.as_of,
     g.service_month,
     (o.month_end - o.as_of)::integer as days_left_in_month,
-    row_number() over (order by g.gap, o.month_end - o.as_of, g.next_threshold_minutes,
-                                lc.last_contact_date nulls first, g.patient_id)::integer as priority,
+    row_number() over (order by g.worklist_status = 'claim_withheld' desc, g.gap, o.month_end - o.as_of,
+                                g.next_threshold_minutes, lc.last_contact_date nulls first, g.service_month,
+                                g.patient_id)::integer as priority,
     g.patient_id,
     p.patient_name,
     g.worklist_status,
@@ -587,12 +613,12 @@ select
     g.codes as codes_so_far,
     g.expected_payment as expected_payment_so_far,
     lc.last_contact_date,
-    (o.as_of - lc.last_contact_date)::integer as days_since_last_contact
-from gaps g
+    (o.as_of - lc.last_contact_date)::integer as days_since_last_contact,
+    g.withheld_reasons
+from listed g
 cross join open_month o
 left join last_contact lc using (patient_id)
 left join patients p using (patient_id)
-where g.gap > 0
 """,
 }
 
@@ -642,6 +668,14 @@ def add_edge_cases(con: duckdb.DuckDBPyConnection) -> None:
                 "'clinical_staff', 0, null)", [JAN, date(2026, 1, 9)])
     con.execute("insert into core.activity_minutes values ('E-A2', 'E12', 'S-RN', 'clinical_staff', ?, ?, 6, 0, "
                 "null, 6, 'voided')", [FEB, date(2026, 2, 2)])
+    # E8's January claim withheld by two claim edits; a withheld row of a patient-month
+    # core does not know (listed nowhere)
+    run_sql(con, "billing/withheld_claims.sql")
+    con.executemany("insert into billing.withheld_claims values (?, ?, ?, ?, ?, ?, ?)", [
+        ["E8", JAN, "CCM-E8", "mbi", "subscriber MBI (2010BA NM109) is malformed", RUN_2, _ts(AS_OF)],
+        ["E8", JAN, "CCM-E8", "icd10", "HI position 1 code 'E11.9' is not an ICD-10-CM code", RUN_2, _ts(AS_OF)],
+        ["E99", JAN, "CCM-E99", "mbi", "subscriber MBI (2010BA NM109) is malformed", RUN_2, _ts(AS_OF)],
+    ])
     # a flag on an activity only staging knows, and one on an activity nobody knows
     con.execute("insert into staging.activities values ('E-A3', 'E3', 'S-MA', ?, 'x')", [datetime(2026, 1, 7, 9)])
     con.executemany(

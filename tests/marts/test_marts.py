@@ -38,7 +38,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("billed_charge_amount", "DECIMAL(10,2)"), ("billed_expected_payment", "DECIMAL(10,2)"),
         ("needs_review", "BOOLEAN"), ("left_on_table_reason", "VARCHAR"), ("left_on_table_detail", "VARCHAR"),
         ("minutes_short", "INTEGER"), ("base_code", "VARCHAR"), ("base_code_fee", "DECIMAL(10,2)"),
-        ("estimated_left_on_table", "DECIMAL(10,2)"),
+        ("estimated_left_on_table", "DECIMAL(10,2)"), ("withheld", "BOOLEAN"), ("withheld_reasons", "VARCHAR[]"),
     ],
     "claim_lines": [
         ("batch_id", "VARCHAR"), ("run_id", "VARCHAR"), ("batch_as_of", "DATE"), ("batch_status", "VARCHAR"),
@@ -84,7 +84,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("countable_minutes", "INTEGER"), ("clinical_staff_minutes", "INTEGER"), ("practitioner_minutes", "INTEGER"),
         ("held_minutes", "INTEGER"), ("next_threshold_minutes", "INTEGER"), ("minutes_to_next_threshold", "INTEGER"),
         ("codes_so_far", "VARCHAR"), ("expected_payment_so_far", "DECIMAL(10,2)"), ("last_contact_date", "DATE"),
-        ("days_since_last_contact", "INTEGER"),
+        ("days_since_last_contact", "INTEGER"), ("withheld_reasons", "VARCHAR"),
     ],
 }
 REFERENCE_TABLES = {"fee_reference": [("rules_year", "INTEGER"), ("cpt_code", "VARCHAR"), ("fee", "DECIMAL(10,2)"),
@@ -523,3 +523,20 @@ def test_views_return_exactly_what_their_straightforward_definitions_return(con,
         assert mine == _as_multiset(con, f"select * from ref.{name}"), name
     assert con.execute("select priority, patient_id from marts.threshold_worklist order by priority").fetchall() \
         == con.execute("select priority, patient_id from ref.threshold_worklist order by priority").fetchall()
+
+
+def test_a_withheld_claim_shows_in_the_patient_month_and_first_in_the_worklist(con, tmp_path):
+    add_edge_cases(con)
+    summary = build_marts(con, load_settings(), RUN_2, AS_OF, tmp_path / "runs" / RUN_2)
+    assert one(con, "select outcome, withheld, withheld_reasons from marts.patient_month "
+                    "where patient_id = 'E8' and service_month = ?", [JAN]) == {
+        "outcome": "billable", "withheld": True,
+        "withheld_reasons": ["icd10: HI position 1 code 'E11.9' is not an ICD-10-CM code",
+                             "mbi: subscriber MBI (2010BA NM109) is malformed"]}
+    assert con.execute("select count(*) from marts.patient_month where withheld").fetchone()[0] == 1
+    with open(summary["worklist_csv"], newline="") as fh:
+        first = next(csv.DictReader(fh))
+    assert (first["priority"], first["patient_id"], first["worklist_status"], first["service_month"]) == (
+        "1", "E8", "claim_withheld", "2026-01-01")
+    assert first["withheld_reasons"].startswith("icd10: ") and "; mbi: " in first["withheld_reasons"]
+    assert first["minutes_to_next_threshold"] == ""

@@ -199,7 +199,7 @@ def reference_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: da
     con.execute(f"set variable worklist_as_of = date '{as_of.isoformat()}'")
     try:
         w = _rows(con, """
-            select count(*) as patients,
+            select count(*) filter (where worklist_status <> 'claim_withheld') as patients,
                    count(*) filter (where minutes_to_next_threshold <= 5) as within_5,
                    count(*) filter (where minutes_to_next_threshold between 6 and 10) as within_10,
                    count(*) filter (where minutes_to_next_threshold > 10) as more_than_10,
@@ -207,7 +207,8 @@ def reference_report_data(con: duckdb.DuckDBPyConnection, run_id: str, as_of: da
                    count(*) filter (where next_threshold_minutes = 20) as toward_20,
                    count(*) filter (where next_threshold_minutes = 40) as toward_40,
                    count(*) filter (where next_threshold_minutes = 60) as toward_60,
-                   count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other
+                   count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other,
+                   count(*) filter (where worklist_status = 'claim_withheld') as claims_withheld
             from marts.threshold_worklist""")[0]
     finally:
         con.execute("reset variable worklist_as_of")

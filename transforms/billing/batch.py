@@ -65,6 +65,7 @@ from transforms.billing.edits import (FINDINGS_SCHEMA, ClaimEditError, check_bat
                                       check_interchange, claim_line_findings, claim_of_segment, pyx12_findings)
 from transforms.billing.ledger import (TMP_PREFIX, commit_batch, ensure_billing_schema, fault, fsync_dir,
                                        mark_delivered, next_batch_id, recover_batches)
+from transforms.privacy import csv_value
 from transforms.settings import Settings
 from transforms.warehouse import run_sql, sql_text, table_exists
 from transforms.billing.x12_837p import (BillingProviderInfo, Envelope, claim_blocks, interchange_header,
@@ -472,7 +473,8 @@ def _csv_matches_x12(con, csv_path: Path, x12_lines: pl.DataFrame) -> list[str]:
     try:
         rows = con.execute(f"""
             with csv_lines as (
-                select claim_id, cpt_code, units::integer as units, charge_amount::decimal(18, 2) as charge
+                select csv_value(claim_id) as claim_id, csv_value(cpt_code) as cpt_code, units::integer as units,
+                       charge_amount::decimal(18, 2) as charge
                 from read_csv('{str(csv_path).replace("'", "''")}', header = true, all_varchar = true)
             ),
             x12_lines as (
@@ -496,7 +498,7 @@ def _pyx12(con, settings: Settings, batch: Batch, tmp: Path) -> dict[str, Any]:
     if n_claims <= settings.x12_full_max_claims:
         texts = {ic.file_name: (tmp / ic.file_name).read_text(encoding="ascii") for ic in batch.interchanges}
         with open(tmp / "claim_lines.csv", newline="", encoding="utf-8") as fh:
-            csv_rows = list(csv.DictReader(fh))
+            csv_rows = [{k: csv_value(v) for k, v in row.items()} for row in csv.DictReader(fh)]
         months = dict(con.execute("select claim_id, service_month from batch_claims").fetchall())
         found = check_batch(texts, csv_rows, months)
         batch.unattributed_problems += len(found)

@@ -82,7 +82,7 @@ def worklist_counts(con: duckdb.DuckDBPyConnection, source: str = "marts.thresho
     """The report's summary of the open month's worklist: marts.threshold_worklist (with
     worklist_as_of set), or a table holding its rows (the stage's copy)."""
     return _rows(con, f"""
-        select count(*) as patients,
+        select count(*) filter (where worklist_status <> 'claim_withheld') as patients,
                count(*) filter (where minutes_to_next_threshold <= 5) as within_5,
                count(*) filter (where minutes_to_next_threshold between 6 and 10) as within_10,
                count(*) filter (where minutes_to_next_threshold > 10) as more_than_10,
@@ -90,7 +90,8 @@ def worklist_counts(con: duckdb.DuckDBPyConnection, source: str = "marts.thresho
                count(*) filter (where next_threshold_minutes = 20) as toward_20,
                count(*) filter (where next_threshold_minutes = 40) as toward_40,
                count(*) filter (where next_threshold_minutes = 60) as toward_60,
-               count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other
+               count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other,
+               count(*) filter (where worklist_status = 'claim_withheld') as claims_withheld
         from {source}""")[0]
 
 
@@ -520,7 +521,10 @@ def render_report(data: ReportData) -> str:
         f"<td class='n'>{w.get('toward_60', 0)}</td></tr>"
         f"<tr><td>of which no minutes yet</td><td class='n'>{w.get('no_minutes_yet', 0)}</td>"
         f"<td>other (30, 90 …)</td><td class='n'>{w.get('toward_other', 0)}</td></tr>"
-        "</table>")
+        "</table>"
+        + (f"<p class='note'>{w['claims_withheld']} claims of closed months withheld by a claim edit: the data "
+           f"to fix is in <code>worklist.csv</code> (<code>withheld_reasons</code>), listed first.</p>"
+           if w.get("claims_withheld") else ""))
 
     run_rows = "".join(
         "<tr>" + "".join([

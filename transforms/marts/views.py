@@ -49,6 +49,7 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
     """Create the marts views; write worklist.csv and report.html into run_dir."""
     run_sql(con, "raw/_schema.sql")         # schemas and raw.runs/loaded_files/quarantine
     ensure_billing_schema(con)              # the claims stage's own tables, real columns
+    run_sql(con, "billing/withheld_claims.sql")  # the claims it withheld (transforms/billing/batch.py)
     run_sql(con, "quality/_schema.sql")     # likewise quality.flags
     run_sql(con, "marts/_sources.sql")      # empty sources where a stage has not run yet
     fees = load_fee_reference(con, settings, as_of)
