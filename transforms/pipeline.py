@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 import duckdb
 
 from transforms import run_lock
+from transforms.billing.ledger import fault
 from transforms.errors import StorageError, WarehouseBusy, storage_error
 from transforms.ingest import plan, raw, staging
 from transforms.settings import ConfigError, Settings, load_settings
@@ -84,6 +85,12 @@ class RunContext:
                 raise
             con.commit()
 
+
+# Where the crash tests kill a run (CCM_FAULT, billing.ledger.fault): before each
+# stage, between two drops of ingest, and before the run is recorded as finished;
+# billing.ledger.FAULT_POINTS are inside the claims stage.
+RUN_FAULT_POINTS = ("before_ingest", "mid_ingest", "before_validate", "before_minutes", "before_codes",
+                    "before_claims", "before_marts", "before_finish")
 
 # Errors whose text is already one line per problem, naming files and folders, never row data.
 ONE_LINE_ERRORS = (plan.InputError, ConfigError, WarehouseBusy, StorageError)
@@ -240,7 +247,9 @@ def run(request: RunRequest, settings: Settings | None = None) -> dict:
             summary["start"] = start_run(ctx)
             for name, stage in STAGES.items():
                 step = f"the {name} stage"
+                fault(f"before_{name}")
                 summary[name] = stage(ctx)
+            fault("before_finish")
         except BaseException as exc:
             if step != "planning":
                 finish_quietly(ctx, summary, "failed")
@@ -276,6 +285,8 @@ def format_summary(summary: dict) -> str:
     staging = ing["staging"]
     lines = [
         f"run {summary['run_id']} (as of {summary['as_of']})",
+        *(f"  run {r} had ended without finishing (killed?): recorded as failed"
+          for r in summary.get("start", {}).get("interrupted_runs_marked_failed", [])),
         f"  drops loaded: {len(ing['drops_loaded'])}"
         + (f" ({ing['drops_loaded'][0]} .. {ing['drops_loaded'][-1]})" if ing["drops_loaded"] else ""),
         f"  drops skipped (already loaded): {len(ing['drops_skipped'])}",
@@ -313,6 +324,10 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  billed months with new minutes, for review: {cl['review_rows_added']} (billing.review)")
         for b in cl.get("recovered_batches", []):
             lines.append(f"  recovered an interrupted batch: {b}")
+        if cl.get("claims_withheld"):
+            edits = ", ".join(f"{edit} {n}" for edit, n in cl.get("withheld_by_edit", {}).items())
+            lines.append(f"  claims withheld (the data cannot make them; the rest went out): {cl['claims_withheld']} "
+                         f"({edits}; reasons in billing.withheld_claims and the worklist)")
     if m := summary.get("marts"):
         lines.append(f"  worklist ({m['worklist_rows']} patients short this month): {m['worklist_csv']}")
         lines.append(f"  report: {m['report_html']}")

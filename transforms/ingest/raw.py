@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 import duckdb
 import polars as pl
 
+from transforms.billing.ledger import fault
 from transforms.contract import LOAD_ORDER, TABLES, TableSpec
 from transforms.ingest.plan import InputError, IngestPlan, LandingFile, drop_date
 from transforms.ingest.readers import UnreadableFile, arrow, read_strings, sha256_file
@@ -119,7 +120,8 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
         f"from (select *, {', '.join(typed)} "
         f"      from (select {', '.join(texts)}, _row_number, _ragged, {text_hash} as _text_hash from {source}))"
     )
-    listed = ", ".join(f"case when coalesce({cond}, false) then {{'column': '{col}', 'reason': '{reason}'}} end"
+    listed = ", ".join(f"case when coalesce({cond}, false) then "
+                       f"{{'column': '{col}', 'reason': '{reason.replace(chr(39), chr(39) * 2)}'}} end"
                        for cond, col, reason in problems)
     key = " || '|' || ".join(f"coalesce(trim(\"{k}\"), '')" for k in spec.key)
     problem_rows = (
@@ -193,6 +195,7 @@ def load_drops(
                     con.rollback()
                     raise
                 con.commit()
+                fault("mid_ingest")  # crash tests: this drop is stored, the next ones are not
                 for table, (stored, unchanged) in counts.items():
                     rows_loaded[table] += stored
                     rows_unchanged[table] += unchanged

@@ -45,6 +45,7 @@ MAX_LINE_BYTES = 8 << 20  # one CSV row, quoted line breaks included
 # of an export is this string.
 _NO_NULL = "\x01\x02ccm:no-null\x03"
 _QUOTED_NEWLINES = "does not support null_padding in conjunction with quoted new lines"
+_INVALID_STATE = "state machine reached an invalid state"  # strict mode: mixed line ends, a bare CR
 
 
 class UnreadableFile(Exception):
@@ -216,6 +217,11 @@ def _run_csv(path: Path, lay: Layout, aggregate: bool):
             except duckdb.Error as exc:
                 if parallel and _QUOTED_NEWLINES in str(exc):
                     continue  # quoted line breaks: the single-threaded scanner reads them
+                if _INVALID_STATE in str(exc):
+                    raise UnreadableFile(
+                        f"{path}: line {_first_odd_line_end(path)}: its line end differs from the header's (CRLF "
+                        f"and LF mixed) or a value holds a carriage return outside quotes; export the file with one "
+                        f"kind of line end, quoting any value that holds a line break") from None
                 raise UnreadableFile(f"{path}: cannot be read as CSV ({safe_error_text(exc)})") from None
             # the rejects' csv_line column holds the row: only its position is read
             reject = con.execute("select line, column_idx, error_type from reject_errors "
@@ -230,6 +236,19 @@ def _run_csv(path: Path, lay: Layout, aggregate: bool):
             _check_quotes_closed(path)
         return result
     raise AssertionError("unreachable")
+
+
+def _first_odd_line_end(path: Path) -> int:
+    """The first line (1 = the header) whose end is not the header's, or that holds a bare CR:
+    read only to word an error, so line by line is fine."""
+    with _open_regular(path) as fh:
+        first = fh.readline()
+        crlf = first.endswith(b"\r\n")
+        for n, line in enumerate(iter(fh.readline, b""), start=2):
+            body = line[:-2] if line.endswith(b"\r\n") else line.rstrip(b"\n")
+            if b"\r" in body or (line.endswith(b"\n") and line.endswith(b"\r\n") != crlf):
+                return n
+    return 1
 
 
 def _check_quotes_closed(path: Path) -> None:

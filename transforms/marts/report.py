@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import calendar
 import math
-import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -20,6 +19,8 @@ from html import escape
 from pathlib import Path
 
 import duckdb
+
+from transforms.privacy import mkdir_private, write_private
 
 THRESHOLDS = (20, 40, 60)       # 99490, +99439, +99439: the lines drawn on the histograms
 HISTOGRAM_MAX = 90              # minutes; longer months are drawn in one last "90+" bar
@@ -579,8 +580,6 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, path:
     """Write the report atomically (a half-written file never replaces a good one).
     `data`: collect_report_data()'s result when the caller has it already."""
     html = render_report(data or collect_report_data(con, run_id, as_of, practice_name))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    mkdir_private(path.parent)
+    write_private(path, html)  # owner-only, like the warehouse it summarises
     return path

@@ -23,6 +23,7 @@ from transforms.core import rules
 from transforms.marts import report
 from transforms.marts.worklist import write_worklist
 from transforms.paths import SQL_DIR
+from transforms.privacy import mkdir_private
 from transforms.settings import Settings
 from transforms.warehouse import run_sql
 
@@ -59,8 +60,7 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
     for view in VIEWS:
         run_sql(con, f"marts/{view}.sql")
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = mkdir_private(Path(run_dir))  # the worklist names patients
     worklist_path, worklist = write_worklist(con, as_of, run_dir / WORKLIST_FILE)
     # The report's queries also give the summary's totals (one pass over each view).
     data = report.collect_report_data(con, run_id, as_of, settings.practice_name, worklist=worklist)
