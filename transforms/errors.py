@@ -14,6 +14,7 @@ the folder, or returns None for anything else. Neither ever quotes row data.
 from __future__ import annotations
 
 import errno
+import os
 import re
 from pathlib import Path
 
@@ -41,12 +42,21 @@ _DUCKDB_WHY = (
     ("disk quota", errno.EDQUOT),
     ("read-only file system", errno.EROFS),
     ("permission denied", errno.EACCES),
+    ("failed to offload data block", errno.ENOSPC),  # DuckDB's spill files (beside the warehouse) ran out of room
 )
 _QUOTED_PATH = re.compile(r"""["'](/[^"']+)["']""")
 
 
-def storage_error(exc: BaseException, default_folder: Path, step: str) -> StorageError | None:
-    """A StorageError for `exc` when it is the disk's doing, else None."""
+def why(exc: OSError) -> str:
+    """An OSError's cause in words."""
+    return _WHY.get(exc.errno) or (os.strerror(exc.errno).lower() if exc.errno else type(exc).__name__)
+
+
+def storage_error(exc: BaseException, default_folder: Path, step: str,
+                  folders: tuple[Path, ...] = ()) -> StorageError | None:
+    """A StorageError for `exc` when it is the disk's doing, else None. The folder named is
+    the innermost of `folders` (those a user configured) holding the file that failed, else
+    that file's own folder, else `default_folder`."""
     code, path = None, None
     if isinstance(exc, OSError) and exc.errno in _WHY and exc.errno != errno.ENOENT:
         code, path = exc.errno, exc.filename
@@ -64,6 +74,10 @@ def storage_error(exc: BaseException, default_folder: Path, step: str) -> Storag
         match = _QUOTED_PATH.search(str(exc))
         path = match.group(1) if match else None
     folder = Path(path).parent if path else Path(default_folder)
+    if path:
+        holding = [Path(f) for f in folders if Path(path).is_relative_to(f)]
+        if holding:
+            folder = max(holding, key=lambda f: len(f.parts))
     return StorageError(
         f"{folder}: cannot write there ({_WHY[code]}) during {step}; that step stored nothing (what earlier "
         f"steps stored is kept, no claim was half-billed): free space or fix the folder, then rerun")

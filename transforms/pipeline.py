@@ -239,19 +239,20 @@ def run(request: RunRequest, settings: Settings | None = None) -> dict:
     settings = settings or load_settings(request.config)
     ctx = RunContext(request, settings, new_run_id(request.as_of))
     summary: dict = {"run_id": ctx.run_id, "as_of": request.as_of.isoformat(), "warehouse": str(request.warehouse)}
-    step = "planning"
+    step, started = "planning", False
     with run_lock.hold(request.warehouse, ctx.run_id, run_lock.CCM_RUN, request.lock_wait_seconds):
         try:
             discover(request, settings)  # fail on bad files before the warehouse is touched
             step = "start_run"
             summary["start"] = start_run(ctx)
+            started = True
             for name, stage in STAGES.items():
                 step = f"the {name} stage"
                 fault(f"before_{name}")
                 summary[name] = stage(ctx)
             fault("before_finish")
         except BaseException as exc:
-            if step != "planning":
+            if started:
                 finish_quietly(ctx, summary, "failed")
             translated = as_one_line(exc, request, step)
             if translated is exc:
@@ -267,7 +268,7 @@ def finish_quietly(ctx: RunContext, summary: dict, status: str) -> None:
     try:
         finish_run(ctx, summary, status=status)
     except Exception as exc:  # noqa: BLE001 - the original failure is the one to report
-        log.warning("could not record run %s as %s: %s", ctx.run_id, status, type(exc).__name__)
+        log.info("could not record run %s as %s: %s", ctx.run_id, status, type(exc).__name__)
 
 
 def as_one_line(exc: BaseException, request: RunRequest, step: str) -> BaseException:
@@ -276,7 +277,8 @@ def as_one_line(exc: BaseException, request: RunRequest, step: str) -> BaseExcep
     if isinstance(exc, ONE_LINE_ERRORS) or not isinstance(exc, Exception):
         return exc
     folder = request.claims_dir if "claims" in step else request.warehouse.parent
-    return storage_error(exc, folder, step) or exc
+    known = (request.warehouse.parent, request.run_dir, request.claims_dir)
+    return storage_error(exc, folder, step, known) or exc
 
 
 def format_summary(summary: dict) -> str:

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
-from transforms.errors import StorageError, WarehouseBusy
+from transforms.errors import StorageError, WarehouseBusy, why
 from transforms.privacy import mkdir_private
 
 log = logging.getLogger(__name__)
@@ -106,9 +106,8 @@ class RunLock:
             mkdir_private(path.parent)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
-            why = os.strerror(exc.errno) if exc.errno else str(exc)
             raise StorageError(f"{self.warehouse.parent}: cannot create the run lock beside the warehouse "
-                               f"({why.lower()}); nothing was stored: fix the folder, then rerun") from None
+                               f"({why(exc)}); nothing was stored: fix the folder, then rerun") from None
         deadline = time.monotonic() + self.wait
         holder: Lease | None = None
         try:

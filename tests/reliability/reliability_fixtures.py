@@ -94,8 +94,10 @@ def write_full_drop(landing: Path, name: str = FIRST_DROP, tables: dict[str, lis
 
 @dataclass
 class Place:
-    """Where one case's run reads and writes."""
+    """Where one case's run reads and writes (by default all under `root`)."""
     root: Path
+    warehouse_dir: Path | None = None
+    claims_dir: Path | None = None
 
     @property
     def landing(self) -> Path:
@@ -103,11 +105,11 @@ class Place:
 
     @property
     def warehouse(self) -> Path:
-        return self.root / "w.duckdb"
+        return (self.warehouse_dir or self.root) / "w.duckdb"
 
     @property
     def claims(self) -> Path:
-        return self.root / "claims"
+        return self.claims_dir or self.root / "claims"
 
     def args(self, *extra: str, as_of: str = AS_OF) -> list[str]:
         return ["run", "--landing", str(self.landing), "--warehouse", str(self.warehouse),
