@@ -28,7 +28,7 @@ from airflow.dag_processing.dagbag import DagBag  # noqa: E402
 from airflow.sdk import CronTriggerTimetable  # noqa: E402
 from airflow_env import airflow_db  # noqa: E402,F401  (session fixture)
 
-from transforms import airflow_tasks  # noqa: E402
+from transforms import airflow_tasks, run_lock  # noqa: E402
 from transforms.billing import delivery  # noqa: E402
 from transforms import pipeline  # noqa: E402
 from transforms.paths import SAMPLE_CONFIG  # noqa: E402
@@ -360,6 +360,21 @@ def test_bad_landing_file_fails_the_run_at_once_and_leaves_no_warehouse(airflow_
     assert states[("start_run", -1)] == "upstream_failed"
     assert (pendulum.now() - started).total_seconds() < 30, "bad input waited for retries"
     assert not (tmp_path / "warehouse.duckdb").exists()
+    # discover_drops gave the warehouse's lease back (start_run never ran, nor its teardown)
+    run_lock.RunLock(tmp_path / "warehouse.duckdb", "run-next", wait=0).acquire().release()
+
+
+def test_a_dag_run_gives_the_warehouse_back_and_its_task_logs_hold_no_phi(catch_up, landing, airflow_db):
+    run_lock.RunLock(Path(catch_up["conf"]["warehouse"]), "run-next", wait=0).acquire().release()
+    phi = set()
+    for patients in landing.glob("*/patients.csv"):
+        with open(patients, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                phi |= {v for v in (r["mbi"], r["last_name"], r["birth_date"]) if v and len(v) > 3}
+    logs = [p for p in Path(airflow_db).rglob("*.log")] + [p for p in Path(airflow_db).rglob("*.json")
+                                                          if "logs" in p.parts]
+    text = "".join(p.read_text(errors="replace") for p in logs)
+    assert [v for v in phi if v in text] == []
 
 
 def test_params_must_be_absolute_paths_because_workers_have_no_shared_working_directory(tmp_path):

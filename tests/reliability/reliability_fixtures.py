@@ -129,8 +129,9 @@ def ccm(place: Place, *extra: str, as_of: str = AS_OF) -> int:
 
 
 def ccm_subprocess(place: Place, *extra: str, env: dict | None = None, as_of: str = AS_OF, umask: int | None = None,
-                   timeout: float = 300, wait: bool = True):
-    command = [sys.executable, "-m", "transforms.cli", *place.args(*extra, as_of=as_of)]
+                   timeout: float = 300, wait: bool = True, verbose: bool = False):
+    command = [sys.executable, "-m", "transforms.cli", *(["-v"] if verbose else []),
+               *place.args(*extra, as_of=as_of)]
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
     preexec = (lambda: os.umask(umask)) if umask is not None else None
     if not wait:
