@@ -135,10 +135,10 @@ CASES: list[tuple[str, Callable[[Path], None], object]] = [
     # -- encodings
     ("cp1252_byte_in_note", activities_bytes(f"{HEADER}\n{GOOD_LINE}\n".replace("glucose", "glucos\x00").encode()
                                              .replace(b"\x00", b"\xe9")),
-     Fails("line 2, column note: is not UTF-8 text")),
+     Fails("row 1, column note: is not UTF-8 text")),
     ("latin1_patient_name", lambda d: (d / "patients.csv").write_bytes(
         csv_text([PAT, [dict(PATIENTS[0], last_name="Nuñez")[c] for c in PAT]]).encode("latin-1")),
-     Fails("line 2, column last_name: is not UTF-8 text", "patients")),
+     Fails("row 1, column last_name: is not UTF-8 text", "patients")),
     ("invalid_utf8_header", activities_bytes(f"activity_id,patient_id\xff\n".encode("latin-1")),
      Fails("line 1, column 2: the header is not UTF-8 text")),
     ("utf16_with_bom", activities_bytes(f"{HEADER}\n{GOOD_LINE}\n".encode("utf-16")), Fails("is UTF-16 text")),
@@ -175,15 +175,15 @@ CASES: list[tuple[str, Callable[[Path], None], object]] = [
     ("unbalanced_quote_mid_file", activities_bytes(
         f'{HEADER}\n{GOOD_LINE.replace("phone_outreach", chr(34) + "phone_outreach")}\n'
         f'{GOOD_LINE.replace("B1", "B2")}\n'.encode()),
-     Fails("line 2, column activity_type: a quote is not closed")),
+     Fails("row 1, column activity_type: a quote is not closed")),
     ("unbalanced_quote_on_last_row", activities_bytes(
         f'{HEADER}\n{GOOD_LINE}\n{GOOD_LINE.replace("B1", "B2").replace(",false,", ",false," + chr(34))}\n'
         .encode()),
-     Fails("line 3, column note: a quote is not closed")),
+     Fails("row 2, column note: a quote is not closed")),
     ("unterminated_quote_among_quoted_line_breaks", activities_bytes(
         (f'{HEADER}\n' + csv_text(act_rows(dict(GOOD, note="line one\nline two")))[len(HEADER) + 1:]
          + f'B3,P1,S-RN,2026-01-09T10:00:00,5,phone_outreach,false,"never closed,2026-01-09T10:30:00,\n').encode()),
-     Fails("a quote is never closed")),
+     Fails("row 2, column note: a quote is not closed")),  # row 1 spans two lines
     ("value_after_closing_quote", activities_bytes(
         f'{HEADER}\n{GOOD_LINE.replace("phone_outreach", chr(34) + "phone" + chr(34) + "_outreach")}\n'.encode()),
      Fails("a value goes on after its closing quote")),
@@ -206,7 +206,7 @@ CASES: list[tuple[str, Callable[[Path], None], object]] = [
     ("whitespace_only_row", activities_bytes(f"{HEADER}\n   \n{GOOD_LINE}\n".encode()),
      Quarantined([("activities", 1, None, "has 1 fields; the header has 10")])),
     ("row_with_far_too_many_fields", activities_bytes(f"{HEADER}\n{GOOD_LINE}{',x' * 40}\n".encode()),
-     Fails("line 2: has more than twice the header's fields")),
+     Fails("row 1: has more than twice the header's fields")),
     ("unnamed_trailing_column_everywhere", activities_bytes(f"{HEADER},\n{GOOD_LINE},\n".encode()),
      Loads(minutes_of("B1", 12))),
     # -- headers and columns
@@ -472,3 +472,20 @@ def test_a_parse_error_never_echoes_the_row(loaded, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert phi_found(out + err) == [] and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_quote_never_closed_behind_many_short_rows_is_still_found(loaded, tmp_path, capsys, monkeypatch):
+    """The quote scan keeps QUOTE_SCAN_REJECTS rejects; past them it counts the quotes."""
+    from transforms.ingest import readers
+
+    monkeypatch.setattr(readers, "QUOTE_SCAN_REJECTS", 2)
+    place = copy_place(loaded, tmp_path / "case")
+    drop = place.landing / DROP
+    drop.mkdir()
+    short = GOOD_LINE.replace(",false,", ",")
+    activities_bytes((f"{HEADER}\n{short}\n{short}\n{short}\n"
+                      f"{GOOD_LINE.replace(',false,', ',false,' + chr(34))}\n").encode())(drop)
+    before = sha256(place.warehouse)
+    assert ccm(place) == 2
+    assert "a quote is never closed (the file holds an odd number of quote characters)" in capsys.readouterr().err
+    assert sha256(place.warehouse) == before

@@ -41,6 +41,7 @@ from transforms.settings import Settings, VendorMapping
 
 HEADER_MAX_BYTES = 1 << 20
 MAX_LINE_BYTES = 8 << 20  # one CSV row, quoted line breaks included
+PARALLEL_MIN_BYTES = 16 << 20  # smaller CSV files are read by one thread
 # An empty field reads as '' and an absent one (a short row) as NULL: no cell
 # of an export is this string.
 _NO_NULL = "\x01\x02ccm:no-null\x03"
@@ -174,23 +175,33 @@ def _parquet_names(path: Path) -> list[str]:
 
 # ---------------------------------------------------------------- CSV
 
-def _csv_select(path: Path, lay: Layout, parallel: bool, aggregate: bool) -> str:
-    n = len(lay.names)
-    width = n + max(n, 8)  # room for a row with up to twice the header's fields (or 8 more)
+def _csv_source(path: Path, width: int, parallel: bool, null_padding: bool, rejects_limit: int) -> str:
     columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
-    fields = " + ".join(f"(c{i} is not null)::integer" for i in range(width))
-    source = (
-        f"read_csv('{_sql_quote(str(path))}', header = true, auto_detect = false, delim = ',', quote = '\"', "
-        f"escape = '\"', strict_mode = true, null_padding = true, parallel = {str(parallel).lower()}, "
-        f"nullstr = '{_sql_quote(_NO_NULL)}', allow_quoted_nulls = false, store_rejects = true, "
-        f"rejects_limit = 1000, max_line_size = {MAX_LINE_BYTES}, columns = {{{columns}}})")
+    return (f"read_csv('{_sql_quote(str(path))}', header = true, auto_detect = false, delim = ',', quote = '\"', "
+            f"escape = '\"', strict_mode = true, null_padding = {str(null_padding).lower()}, "
+            f"parallel = {str(parallel).lower()}, nullstr = '{_sql_quote(_NO_NULL)}', allow_quoted_nulls = false, "
+            f"store_rejects = true, rejects_limit = {rejects_limit}, max_line_size = {MAX_LINE_BYTES}, "
+            f"columns = {{{columns}}})")
+
+
+def _fields(width: int) -> str:
+    """A row's fields: its non-null columns (an empty field reads as '', an absent one as NULL).
+    Naming every column also makes DuckDB read (and check) every one."""
+    return f"len(list_filter([{', '.join(f'c{i}' for i in range(width))}], lambda v: v is not null))"
+
+
+def _csv_select(path: Path, lay: Layout, parallel: bool, aggregate: bool) -> str:
+    """The rows (or, `aggregate`, a count that reads them all) with room for up to twice the
+    header's fields (or 8 more), so that every row's field count is known."""
+    n = len(lay.names)
+    width = n + max(n, 8)
+    source = _csv_source(path, width, parallel, null_padding=True, rejects_limit=1000)
     if aggregate:
-        # every column is read (DuckDB checks UTF-8 and quoting only in the columns a query reads)
-        return f"select count(*), sum({fields}) from {source}"
+        return f"select count(*), sum({_fields(width)}) from {source}"
     mapped = ", ".join(f'c{i} as "{t}"' for i, t in enumerate(lay.targets) if t)
     return (f"select {mapped}{', ' if mapped else ''}"
-            f"case when {fields} <> {n} then 'has ' || ({fields}) || ' fields; the header has {n}' end as _ragged "
-            f"from {source}")
+            f"case when _fields <> {n} then 'has ' || _fields || ' fields; the header has {n}' end as _ragged "
+            f"from (select *, {_fields(width)} as _fields from {source})")
 
 
 _REJECTS = {
@@ -201,41 +212,75 @@ _REJECTS = {
     "LINE SIZE OVER MAXIMUM": f"a row is longer than {MAX_LINE_BYTES >> 20} MB",
     "TOO MANY COLUMNS": "has more than twice the header's fields",
 }
+_RAGGED_REJECTS = ("MISSING COLUMNS", "TOO MANY COLUMNS")  # the quote scan's: quarantined by the read
+QUOTE_SCAN_REJECTS = 10_000
+
+
+def _query(path: Path, lay: Layout, sql: str, fetch, ignore: tuple[str, ...] = ()):
+    """Run one CSV query; (its result, the number of rejects, the first reject not in `ignore`).
+    None for the result: the parallel scanner met quoted line breaks it cannot pad."""
+    with _READER_LOCK:
+        con = _reader_connection()
+        con.execute("drop table if exists reject_errors; drop table if exists reject_scans")
+        try:
+            result = fetch(con, sql)
+        except duckdb.Error as exc:
+            if _QUOTED_NEWLINES in str(exc):
+                return None, 0, None
+            if _INVALID_STATE in str(exc):
+                raise UnreadableFile(
+                    f"{path}: line {_first_odd_line_end(path)}: its line end differs from the header's (CRLF "
+                    f"and LF mixed) or a value holds a carriage return outside quotes; export the file with one "
+                    f"kind of line end, quoting any value that holds a line break") from None
+            raise UnreadableFile(f"{path}: cannot be read as CSV ({safe_error_text(exc)})") from None
+        # the rejects' csv_line column holds the row: only its position is read
+        listed = ", ".join(f"'{k}'" for k in ignore) or "''"
+        count, = con.execute("select count(*) from reject_errors").fetchall()[0]
+        reject = con.execute(f"select line, column_idx, error_type from reject_errors "
+                             f"where error_type not in ({listed}) order by line, column_idx limit 1").fetchall()
+        con.execute("drop table if exists reject_errors; drop table if exists reject_scans")
+    if reject:
+        line, column, kind = reject[0]
+        name = lay.names[column - 1] if column and column <= len(lay.names) else None
+        # DuckDB numbers records, the header being the first: a data row's number is one less,
+        # as raw.quarantine numbers rows (a quoted line break does not start a new one)
+        where = (f"row {line - 1}" if line and line > 1 else "the header") + (f", column {name}" if name else "")
+        raise UnreadableFile(f"{path}: {where}: {_REJECTS.get(kind, kind.lower())}")
+    return result, count, None
+
+
+def _fetch_rows(con, sql):
+    return con.execute(sql).fetchall()
+
+
+def _fetch_arrow(con, sql):
+    return con.sql(sql).to_arrow_table()
 
 
 def _run_csv(path: Path, lay: Layout, aggregate: bool):
-    """The CSV query's result (an Arrow reader, or the aggregate's row); UnreadableFile on any reject."""
-    for parallel in (True, False):
-        with _READER_LOCK:
-            con = _reader_connection()
-            con.execute("drop table if exists reject_errors; drop table if exists reject_scans")
-            try:
-                if aggregate:
-                    result = con.sql(_csv_select(path, lay, parallel, aggregate=True)).fetchall()
-                else:
-                    result = con.sql(_csv_select(path, lay, parallel, aggregate=False)).arrow().read_all()
-            except duckdb.Error as exc:
-                if parallel and _QUOTED_NEWLINES in str(exc):
-                    continue  # quoted line breaks: the single-threaded scanner reads them
-                if _INVALID_STATE in str(exc):
-                    raise UnreadableFile(
-                        f"{path}: line {_first_odd_line_end(path)}: its line end differs from the header's (CRLF "
-                        f"and LF mixed) or a value holds a carriage return outside quotes; export the file with one "
-                        f"kind of line end, quoting any value that holds a line break") from None
-                raise UnreadableFile(f"{path}: cannot be read as CSV ({safe_error_text(exc)})") from None
-            # the rejects' csv_line column holds the row: only its position is read
-            reject = con.execute("select line, column_idx, error_type from reject_errors "
-                                 "order by line, column_idx limit 1").fetchall()
-            con.execute("drop table if exists reject_errors; drop table if exists reject_scans")
-        if reject:
-            line, column, kind = reject[0]
-            name = lay.names[column - 1] if column and column <= len(lay.names) else None
-            where = f"line {line}" + (f", column {name}" if name else "")
-            raise UnreadableFile(f"{path}: {where}: {_REJECTS.get(kind, kind.lower())}")
-        if not parallel and aggregate:
-            _check_quotes_closed(path)
-        return result
-    raise AssertionError("unreachable")
+    """The CSV's rows as Arrow (or, `aggregate`, after reading it all: planning); UnreadableFile
+    for any reject. DuckDB's parallel scanner pays only on big files, and cannot pad rows when
+    values hold quoted line breaks: then the single-threaded one reads the file."""
+    if aggregate:
+        _check_quoting(path, lay)
+    fetch = _fetch_rows if aggregate else _fetch_arrow
+    for parallel in ((True, False) if path.stat().st_size > PARALLEL_MIN_BYTES else (False,)):
+        result, _, _ = _query(path, lay, _csv_select(path, lay, parallel, aggregate), fetch)
+        if result is not None:
+            return result
+    raise AssertionError("the single-threaded scanner reads quoted line breaks")
+
+
+def _check_quoting(path: Path, lay: Layout) -> None:
+    """Planning: quotes and encoding, with the parallel scanner, unpadded: it finds a quote never
+    closed, which the single-threaded one (the one that reads quoted line breaks and pads short
+    rows) reads as a value running to the end of the file, rows and all. Short and long rows are
+    its rejects too, and are left to the read, which quarantines them."""
+    n = max(len(lay.names), 1)
+    sql = f"select count(*), sum({_fields(n)}) from {_csv_source(path, n, True, False, QUOTE_SCAN_REJECTS)}"
+    _, rejects, _ = _query(path, lay, sql, _fetch_rows, ignore=_RAGGED_REJECTS)
+    if rejects >= QUOTE_SCAN_REJECTS:  # too many short or long rows to be sure: count the quotes
+        _check_quotes_closed(path)
 
 
 def _first_odd_line_end(path: Path) -> int:
