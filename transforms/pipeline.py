@@ -5,6 +5,10 @@ Every stage takes a RunContext, opens the warehouse itself (an Airflow task is
 its own process), does its work in a transaction where it writes, and returns a
 small JSON-able summary. Every stage is idempotent: a retry or a rerun of the
 same night changes nothing that was already done.
+
+The caller holds the warehouse's run lock (transforms/run_lock.py) around the
+stages: run() for the whole of `ccm run`, airflow_tasks.run_lease() per task
+for its DAG run, so no other run can write between two stages.
 """
 from __future__ import annotations
 

@@ -219,6 +219,18 @@ def _malformed_mbi(con, settings):
     return settings
 
 
+def _birth_date_after_the_month(con, settings):
+    add_patient_month(con, "P1", JAN, [("99490", 1)])
+    con.execute("update staging.patients set birth_date = date '2026-02-14' where patient_id = 'P1'")
+    return settings
+
+
+def _no_address(con, settings):
+    add_patient_month(con, "P1", JAN, [("99490", 1)])
+    con.execute("update staging.patients set address_line1 = '' where patient_id = 'P1'")
+    return settings
+
+
 def _add_on_without_base(con, settings):
     add_patient_month(con, "P1", JAN, [("99439", 1)])
     return settings
@@ -234,7 +246,9 @@ def withheld(con) -> list[tuple]:
     (_dotted_icd10, "icd10", "HI position 1 code 'E11.9' is not an ICD-10-CM code without a dot"),
     (_malformed_mbi, "mbi", "subscriber MBI (2010BA NM109) is malformed"),
     (_add_on_without_base, "add_on", "line 1: add-on 99439 billed without its base code 99490"),
-], ids=["npi_check_digit", "icd10_dotted", "mbi_format", "add_on_without_base"])
+    (_birth_date_after_the_month, "birth_date_future", "DMG02 birth date is after the service month"),
+    (_no_address, "empty_n301", "N301 subscriber address (N301) is empty"),
+], ids=["npi_check_digit", "icd10_dotted", "mbi_format", "add_on_without_base", "future_birth_date", "no_address"])
 def test_a_claim_failing_an_edit_is_withheld_with_its_reason_and_the_batch_goes_on(con, tmp_path, make_bad, edit,
                                                                                   message):
     add_patient_month(con, "P2", JAN, [("99491", 1)])  # a good claim of another patient
