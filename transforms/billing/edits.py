@@ -4,11 +4,12 @@ check_interchange/check_batch re-read the rendered X12 text (not the data it
 was rendered from), so they prove the file says what we meant; the claims
 stage runs them on every interchange of a batch up to
 x12_validation.full_max_claims claims, and on the pyx12 sample above that.
-check_claim_lines runs the same edits, plus element checks (X12 character
-set, lengths, formats), vectorised with Polars over the element values every
-claim is rendered from, on every claim of every batch. Any finding aborts the
-batch before it reaches the ledger. Messages name the file, the claim and the
-element, and never carry an MBI, a name or a birth date.
+claim_line_findings runs the same edits, plus element checks (X12 character
+set, lengths, formats, pyx12's code lists), vectorised with Polars over the
+element values every claim is rendered from, on every claim of every batch,
+before anything is written: a claim with a finding is withheld, with its
+reasons, and the batch goes on (transforms/billing/batch.py). Findings name the
+claim and the element, and never carry an MBI, a name or a birth date.
 """
 from __future__ import annotations
 
@@ -332,23 +333,6 @@ _MAX_LENGTH = {"x12_last_name": ("NM103", 60), "x12_first_name": ("NM104", 35), 
                "x12_rendering_first": ("NM104", 35)}
 _CHARSET = ("x12_last_name", "x12_first_name", "x12_address_line1", "x12_address_line2", "x12_city", "x12_state",
             "x12_zip", "x12_mbi", "x12_rendering_last", "x12_rendering_first", "claim_id", "billing_npi")
-
-
-def check_claim_lines(lines, file_names: dict[str, str], limit: int = 50) -> list[str]:
-    """claim_line_findings() as messages '<file> claim <id>: <what>', at most `limit` per edit
-    (the count of the rest is reported)."""
-    findings = claim_line_findings(lines)
-    files = (lines.select("claim_id", "billing_provider_npi").unique("claim_id")
-             .with_columns(file=pl.col("billing_provider_npi").replace_strict(file_names, default="?")))
-    texts = (findings.join(files, on="claim_id", how="left")
-             .with_columns(text=pl.concat_str([pl.col("file"), pl.lit(" claim "), pl.col("claim_id"),
-                                                pl.lit(": "), pl.col("reason")])))
-    problems: list[str] = []
-    for (_,), part in texts.partition_by("edit", as_dict=True, maintain_order=True).items():
-        problems += part["text"].head(limit).to_list()
-        if part.height > limit:
-            problems.append(f"... and {part.height - limit} more like the last")
-    return problems
 
 
 FINDINGS_SCHEMA = {"claim_id": pl.String, "edit": pl.String, "reason": pl.String}
