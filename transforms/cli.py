@@ -26,7 +26,7 @@ def _date(text: str) -> date:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccm", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log each stage (never PHI)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each stage and every warning (never PHI)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="load new drops and produce claims for closed months")
@@ -76,7 +76,9 @@ def _log_to_stderr(level: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     private_umask()  # every file this process (and DuckDB in it) creates is owner-only: PHI
-    _log_to_stderr(logging.INFO if args.verbose else logging.WARNING)
+    # stderr holds the errors, one line each; what a warning says is in the run's summary
+    # on stdout (suites failed, batches recovered, claims withheld, runs that died)
+    _log_to_stderr(logging.INFO if args.verbose else logging.ERROR)
     if args.command == "generate":
         from transforms.devtools.generate import generate
 

@@ -330,6 +330,9 @@ def format_summary(summary: dict) -> str:
             lines.append(f"  billed months with new minutes, for review: {cl['review_rows_added']} (billing.review)")
         for b in cl.get("recovered_batches", []):
             lines.append(f"  recovered an interrupted batch: {b}")
+        for b in cl.get("abandoned_temp_folders", []):
+            lines.append(f"  removed the temp folder of an interrupted batch that never reached the ledger: {b} "
+                         f"(its claims are claimed again)")
         if cl.get("claims_withheld"):
             edits = ", ".join(f"{edit} {n}" for edit, n in cl.get("withheld_by_edit", {}).items())
             lines.append(f"  claims withheld (the data cannot make them; the rest went out): {cl['claims_withheld']} "
