@@ -85,16 +85,12 @@ def ccm_claims_nightly():
     def discover_drops() -> dict:
         """Which drops are new, and is every file readable with its columns? Before
         anything is written, so a bad file leaves the warehouse as it was."""
-        run = airflow_tasks.current_run()
-        with airflow_tasks.bad_input_fails_fast():
-            return airflow_tasks.describe_plan(pipeline.discover(run.request, run.settings))
+        return airflow_tasks.discover(airflow_tasks.current_run())
 
     @task
     def start_run() -> str:
         """Record the run; its id goes to every other task."""
-        run = airflow_tasks.current_run()
-        pipeline.start_run(run.context())
-        return run.run_id
+        return airflow_tasks.start(airflow_tasks.current_run())
 
     @task
     def ingest(ccm_run: str) -> dict:
@@ -163,8 +159,7 @@ def ccm_claims_nightly():
             "discover": discovered, "ingest": ingested, "validate": validated, "minutes": counted,
             "codes": coded, "responses": answered, "claims": claimed, "marts": reported,
         }, published)
-        pipeline.finish_run(run.context(ccm_run), summary, status)
-        return status
+        return airflow_tasks.finish(run, ccm_run, summary, status)
 
     discovered = discover_drops()
     ccm_run = start_run()

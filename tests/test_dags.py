@@ -11,6 +11,9 @@ import airflow_env
 airflow_env.configure()  # before anything imports airflow: it reads its settings once
 
 import csv  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from contextlib import contextmanager, redirect_stderr, redirect_stdout  # noqa: E402
 import hashlib  # noqa: E402
 import inspect  # noqa: E402
 import json  # noqa: E402
@@ -28,7 +31,7 @@ from airflow.dag_processing.dagbag import DagBag  # noqa: E402
 from airflow.sdk import CronTriggerTimetable  # noqa: E402
 from airflow_env import airflow_db  # noqa: E402,F401  (session fixture)
 
-from transforms import airflow_tasks  # noqa: E402
+from transforms import airflow_tasks, run_lock  # noqa: E402
 from transforms.billing import delivery  # noqa: E402
 from transforms import pipeline  # noqa: E402
 from transforms.paths import SAMPLE_CONFIG  # noqa: E402
@@ -112,11 +115,29 @@ def catch_up(airflow_db, dagbag, landing, two_provider_config, tmp_path_factory)
     """One nightly DAG run that catches up on every drop, and its delivery."""
     root = tmp_path_factory.mktemp("catch_up")
     conf = _conf(root, landing, two_provider_config)
-    nightly_run = _run(dagbag.dags[NIGHTLY], CATCH_UP_NIGHT, conf)
+    with _task_log(root / "task.log"):  # what the tasks log, as a worker's log file would hold it
+        nightly_run = _run(dagbag.dags[NIGHTLY], CATCH_UP_NIGHT, conf)
     delivery_conf = {"claims_dir": conf["claims_dir"], "outbox": str(root / "outbox")}
     delivery_run = _run(dagbag.dags[DELIVERY], None, delivery_conf)
     return {"root": root, "conf": conf, "nightly": nightly_run, "delivery": delivery_run,
-            "delivery_conf": delivery_conf}
+            "delivery_conf": delivery_conf, "task_log": (root / "task.log").read_text(errors="replace")}
+
+
+@contextmanager
+def _task_log(path: Path):
+    """Everything written to this process's stdout and stderr (file descriptors 1 and 2), into `path`."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "w", encoding="utf-8") as fh:
+        os.dup2(fh.fileno(), 1), os.dup2(fh.fileno(), 2)
+        try:
+            with redirect_stdout(fh), redirect_stderr(fh):
+                yield
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
 
 
 # ------------------------------------------------------------------ integrity (no DB)
@@ -360,6 +381,20 @@ def test_bad_landing_file_fails_the_run_at_once_and_leaves_no_warehouse(airflow_
     assert states[("start_run", -1)] == "upstream_failed"
     assert (pendulum.now() - started).total_seconds() < 30, "bad input waited for retries"
     assert not (tmp_path / "warehouse.duckdb").exists()
+    # discover_drops gave the warehouse's lease back (start_run never ran, nor its teardown)
+    run_lock.RunLock(tmp_path / "warehouse.duckdb", "run-next", wait=0).acquire().release()
+
+
+def test_a_dag_run_gives_the_warehouse_back_and_its_task_logs_hold_no_phi(catch_up, landing):
+    run_lock.RunLock(Path(catch_up["conf"]["warehouse"]), "run-next", wait=0).acquire().release()
+    phi = set()
+    for patients in landing.glob("*/patients.csv"):
+        with open(patients, newline="", encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                phi |= {v for v in (r["mbi"], r["last_name"], r["birth_date"]) if v and len(v) > 3}
+    text = catch_up["task_log"]
+    assert "Returned value was" in text and phi  # the log holds every task's output
+    assert [v for v in phi if v in text] == []
 
 
 def test_params_must_be_absolute_paths_because_workers_have_no_shared_working_directory(tmp_path):

@@ -14,7 +14,8 @@ import pytest
 from transforms.paths import REPO_ROOT, SQL_DIR
 
 TRANSFORMS = REPO_ROOT / "transforms"
-SPINE = {"__init__", "pipeline", "cli", "settings", "warehouse", "contract", "paths", "airflow_tasks"}
+SPINE = {"__init__", "pipeline", "cli", "settings", "warehouse", "contract", "paths", "airflow_tasks",
+         "run_lock", "privacy", "errors"}
 # package -> the sql/ folders its SQL lives in (ingest loads raw and builds staging)
 LAYERS = {"ingest": {"raw", "staging"}, "quality": {"quality"}, "core": {"core"}, "billing": {"billing"},
           "marts": {"marts"}}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -24,7 +25,10 @@ from zoneinfo import ZoneInfo
 
 from airflow.sdk import Asset
 
+from transforms import run_lock
 from transforms.billing.delivery import MANIFEST, ManifestMismatch, manifest_files
+from transforms.errors import unexpected_error_line
+from transforms.privacy import private_umask
 from transforms.ingest.readers import sha256_file
 from transforms.paths import REPO_ROOT
 from transforms.settings import ConfigError, Settings, load_settings
@@ -173,16 +177,87 @@ def bad_input_fails_fast() -> Iterator[None]:
 def current_run() -> NightlyRun:
     from airflow.sdk import get_current_context
 
+    private_umask()  # every file this task (and DuckDB in it) creates is owner-only: PHI
     with bad_input_fails_fast():
         return nightly_run(get_current_context())
+
+
+@contextmanager
+def run_lease(run: NightlyRun, run_id: str | None = None, release_on_failure: bool = False) -> Iterator[None]:
+    """Hold the warehouse for this DAG run while the task works (run_lock: the flock
+    for the task, the lease across tasks until finish_run). Another run holding it:
+    wait, then fail with one line (WarehouseBusy; Airflow retries the task).
+    `release_on_failure`: for the tasks before start_run, whose failure means the
+    finish_run teardown never runs."""
+    lock = run_lock.RunLock(run.request.warehouse, run_id or run.run_id, run_lock.AIRFLOW,
+                            run.request.lock_wait_seconds).acquire()
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        lock.release(finished=failed and release_on_failure)
+
+
+@contextmanager
+def one_line_errors(run: NightlyRun, step: str) -> Iterator[None]:
+    """Errors as the task log shows them: a disk's as one line naming the folder (still
+    retried), anything unforeseen as one line without the data a library's message may
+    quote (the code's frames, which hold no data, are logged)."""
+    from transforms.pipeline import ONE_LINE_ERRORS, as_one_line
+
+    try:
+        yield
+    except ONE_LINE_ERRORS:
+        raise
+    except Exception as exc:
+        translated = as_one_line(exc, run.request, step)
+        if translated is not exc:
+            raise translated from None
+        if exc.__class__.__module__.startswith("airflow"):
+            raise
+        log.error("%s failed at:\n%s", step, "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+        raise RuntimeError(unexpected_error_line(exc, step)) from None
+
+
+def discover(run: NightlyRun) -> dict:
+    """The discover_drops task: the landing checked before anything is written."""
+    from transforms import pipeline
+
+    with run_lease(run, release_on_failure=True), bad_input_fails_fast(), one_line_errors(run, "planning"):
+        return describe_plan(pipeline.discover(run.request, run.settings))
+
+
+def start(run: NightlyRun) -> str:
+    """The start_run task: the run recorded (and any run that died marked failed)."""
+    from transforms import pipeline
+
+    with run_lease(run, release_on_failure=True), one_line_errors(run, "start_run"):
+        pipeline.start_run(run.context())
+    return run.run_id
 
 
 def run_stage(stage: Callable, run_id: str) -> dict:
     """Run one pipeline stage for this DAG run, exactly as `ccm run` would."""
     run = current_run()
-    log.info("stage %s, pipeline run %s, as of %s", getattr(stage, "__name__", stage), run_id, run.request.as_of)
-    with bad_input_fails_fast():
+    name = getattr(stage, "__name__", str(stage)).removeprefix("stage_")
+    log.info("stage %s, pipeline run %s, as of %s", name, run_id, run.request.as_of)
+    with run_lease(run, run_id), bad_input_fails_fast(), one_line_errors(run, f"the {name} stage"):
         return stage(run.context(run_id))
+
+
+def finish(run: NightlyRun, run_id: str, summary: dict, status: str) -> str:
+    """The finish_run teardown: the run's end recorded, the warehouse's lease given back."""
+    from transforms import pipeline
+
+    try:
+        with run_lease(run, run_id), one_line_errors(run, "finish_run"):
+            pipeline.finish_run(run.context(run_id), summary, status)
+    finally:
+        run_lock.release_lease(run.request.warehouse, run_id, wait=0)
+    return status
 
 
 def describe_plan(plan) -> dict:

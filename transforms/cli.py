@@ -6,13 +6,17 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from datetime import date
 from pathlib import Path
 
+from transforms.errors import StorageError, WarehouseBusy, unexpected_error_line
 from transforms.ingest.plan import InputError
+from transforms.privacy import private_umask
 from transforms.settings import ConfigError, load_settings
 
-EXIT_INPUT = 2
+EXIT_INPUT = 2  # bad input or configuration, a busy warehouse, a folder that cannot be written: one line each
+EXIT_FAILED = 1  # anything else (one line; -v adds where in the code)
 
 
 def _date(text: str) -> date:
@@ -24,7 +28,7 @@ def _date(text: str) -> date:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ccm", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log each stage (never PHI)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each stage and every warning (never PHI)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="load new drops and produce claims for closed months")
@@ -42,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     which = resubmit.add_mutually_exclusive_group(required=True)
     which.add_argument("--claim", nargs="+", metavar="CLAIM_ID", help="the rejected claims to release")
     which.add_argument("--rejected", action="store_true", help="every rejected claim not billed again yet")
+    run.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                     help="how long to wait for another run (or a program holding the warehouse) before refusing; "
+                          "default CCM_LOCK_WAIT_SECONDS, else 60")
 
     gen = sub.add_parser("generate", help="write realistic synthetic drops")
     gen.add_argument("--out", type=Path, required=True)
@@ -53,9 +60,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Logs to whatever sys.stderr is now (not the one there was when logging was set up)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _log_to_stderr(level: int) -> None:
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    handler.setLevel(level)
+    root.setLevel(min(root.level or logging.WARNING, level))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    private_umask()  # every file this process (and DuckDB in it) creates is owner-only: PHI
+    # stderr holds the errors, one line each; what a warning says is in the run's summary
+    # on stdout (suites failed, batches recovered, claims withheld, runs that died)
+    _log_to_stderr(logging.INFO if args.verbose else logging.ERROR)
     if args.command == "generate":
         from transforms.devtools.generate import generate
 
@@ -70,15 +103,22 @@ def main(argv: list[str] | None = None) -> int:
 
         return resubmit(args.warehouse, args.claim, args.rejected)
 
+    from transforms.billing.edits import ClaimEditError
     from transforms.pipeline import RunRequest, format_summary, run
 
     try:
         settings = load_settings(args.config)
         summary = run(RunRequest(args.landing, args.warehouse, args.claims_dir, args.as_of, args.config, args.strict,
-                                 args.responses), settings)
-    except (ConfigError, InputError, RulesError) as exc:   # a rules file or its GPCI file: one line each
+                                 args.responses, lock_wait_seconds=args.wait), settings)
+    except (ConfigError, InputError, RulesError, WarehouseBusy, StorageError, ClaimEditError) as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_INPUT
+    except Exception as exc:  # noqa: BLE001 - one line, never the row a library's message may quote
+        if args.verbose:
+            print("".join(traceback.format_tb(exc.__traceback__)).rstrip(), file=sys.stderr)
+        print(unexpected_error_line(exc, "the run") + " (the run is recorded as failed; -v shows where)",
+              file=sys.stderr)
+        return EXIT_FAILED
     print(format_summary(summary))
     return 0
 

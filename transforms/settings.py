@@ -74,10 +74,16 @@ class Documentation:
     max_activity_minutes: int = 120
 
 
+# Files a drop may hold besides the contract's, skipped and named (shell patterns):
+# what operating systems leave in folders.
+DEFAULT_IGNORE_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")
+
+
 @dataclass(frozen=True)
 class VendorMapping:
     files: dict[str, str] = field(default_factory=dict)  # file stem -> contract table
     columns: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> {vendor: ours}
+    ignore_files: tuple[str, ...] = DEFAULT_IGNORE_FILES  # file names in a drop to skip (and name)
 
 
 @dataclass(frozen=True)
@@ -292,9 +298,14 @@ def load_settings(path: str | Path | None = None) -> Settings:
             problems.append(f"vendor: mapping file {vpath} cannot be read")
             vendor_raw = {}
     if isinstance(vendor_raw, dict):
+        ignore = vendor_raw.get("ignore_files")
+        if ignore is not None and not (isinstance(ignore, list) and all(isinstance(p, str) for p in ignore)):
+            problems.append("vendor.ignore_files: must be a list of file name patterns, e.g. [\"*.md5\"]")
+            ignore = None
         vendor = VendorMapping(
             files={str(k): str(v) for k, v in (vendor_raw.get("files") or {}).items()},
             columns={str(t): {str(k): str(v) for k, v in (m or {}).items()} for t, m in (vendor_raw.get("columns") or {}).items()},
+            ignore_files=tuple(ignore) if ignore is not None else DEFAULT_IGNORE_FILES,
         )
 
     if problems:

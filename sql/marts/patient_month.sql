@@ -72,6 +72,11 @@ ledger_lines as (           -- what went out on the claim, base code first
 review as (                 -- minutes that arrived after the month was billed
     select distinct patient_id, service_month from billing.review
 ),
+withheld as (               -- tonight's claim edits that kept the month's claim out of its batch
+    select patient_id, service_month, list(edit || ': ' || reason order by edit, reason) as withheld_reasons
+    from billing.withheld_claims
+    group by patient_id, service_month
+),
 practitioners as (
     select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id
 ),
@@ -131,12 +136,15 @@ classified as (
         ll.billed_codes, ll.billed_charge_amount, ll.billed_allowed_amount, ll.billed_expected_payment,
         ll.billed_patient_responsibility,
         r.patient_id is not null as needs_review,
+        w.patient_id is not null and l.patient_id is null as withheld,
+        case when l.patient_id is null then w.withheld_reasons end as withheld_reasons,
         s.full_name as billing_practitioner_name,
         coalesce(o.fee, f.fee)::decimal(10, 2) as base_code_fee
     from patient_months pm
     left join ledger l using (patient_id, service_month)
     left join ledger_lines ll on ll.claim_id = l.claim_id
     left join review r using (patient_id, service_month)
+    left join withheld w using (patient_id, service_month)
     left join practitioners s on s.staff_id = pm.billing_staff_id
     left join observed_fees o on o.rules_year = pm.rules_year
     left join reference_fees f on f.rules_year = pm.rules_year
@@ -244,5 +252,7 @@ select
         when left_on_table_reason in ('multiple_reasons', 'unexplained') then 0.00
         when recoverable_minutes >= base_threshold then base_code_fee
         else 0.00
-    end::decimal(10, 2) as estimated_left_on_table
+    end::decimal(10, 2) as estimated_left_on_table,
+    withheld,
+    coalesce(withheld_reasons, []::varchar[]) as withheld_reasons
 from left_on_table

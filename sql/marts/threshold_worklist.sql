@@ -12,7 +12,9 @@
 -- (core.patient_month.timely_filing_status 'due_soon': older than
 -- billing.timely_filing_warn_after_months), worklist_status 'timely_filing_due',
 -- with their deadline and what stands in the way, so that they are billed
--- before they are lost (42 CFR 424.44).
+-- before they are lost (42 CFR 424.44); then closed months whose claim was
+-- withheld by a claim edit (worklist_status = 'claim_withheld', with
+-- withheld_reasons): their data is fixed in the EHR, and the next run bills them.
 -- Holds PHI (the patient's name): care teams call the patient.
 create or replace view marts.threshold_worklist as
 with as_of as (
@@ -122,17 +124,11 @@ filing_due as (             -- closed, not billed, the filing limit near
         pm.timely_filing_deadline::date as timely_filing_deadline,
         coalesce(pm.reasons_not_billed, []::varchar[])::varchar[] as reasons_not_billed
     from core.patient_month pm
-    anti join billing.ledger l on l.patient_id = pm.patient_id and l.service_month = pm.service_month
+    -- no live claim (a rejected one is billed again, before the limit)
+    anti join billing.live_claims l on l.patient_id = pm.patient_id and l.service_month = pm.service_month
     left join (select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id) s
         on s.staff_id = pm.billing_staff_id
     where pm.timely_filing_status = 'due_soon' and coalesce(pm.month_closed, false)
-),
-listed as (
-    select *, null::date as timely_filing_deadline, null::varchar[] as reasons_not_billed
-    from gaps
-    where gap > 0
-    union all by name
-    select * from filing_due
 ),
 last_contact as (
     select a.patient_id, max(a.activity_date) as last_contact_date
@@ -144,13 +140,52 @@ patients as (
     select patient_id, any_value(trim(concat_ws(' ', first_name, last_name))) as patient_name
     from staging.patients
     group by patient_id
-)
+),
+-- Closed months whose claim the claims stage withheld (billing.withheld_claims):
+-- the data to fix before the claim can go out, listed first (after the months
+-- whose filing limit is near, which show the same reasons).
+withheld as (
+    select patient_id, service_month,
+           string_agg(edit || ': ' || reason, '; ' order by edit, reason) as withheld_reasons
+    from billing.withheld_claims
+    where (patient_id, service_month) not in (select patient_id, service_month from billing.live_claims)
+    group by patient_id, service_month
+),
+listed as (
+    select *, null::date as timely_filing_deadline, null::varchar[] as reasons_not_billed,
+           null::varchar as withheld_reasons
+    from gaps
+    where gap > 0
+    union all by name
+    select f.*, w.withheld_reasons
+    from filing_due f
+    left join withheld w using (patient_id, service_month)
+    union all by name
+    select w.patient_id, w.service_month, 'claim_withheld' as worklist_status, pm.billing_staff_id,
+           s.full_name as billing_practitioner_name, pm.billing_npi, pm.billing_provider_npi,
+           coalesce(pm.countable_minutes, 0)::integer as countable_minutes,
+           coalesce(pm.clinical_staff_minutes, 0)::integer as clinical_staff_minutes,
+           coalesce(pm.practitioner_minutes, 0)::integer as practitioner_minutes,
+           coalesce(pm.excluded_held_documentation, 0)::integer as excluded_held_documentation,
+           null::integer as next_threshold_minutes, null::integer as gap,
+           nullif(trim(pm.billed_codes), '') as codes, pm.expected_payment::decimal(10, 2) as expected_payment,
+           null::date as timely_filing_deadline,
+           coalesce(pm.reasons_not_billed, []::varchar[])::varchar[] as reasons_not_billed, w.withheld_reasons
+    from withheld w
+    join core.patient_month pm on pm.patient_id::varchar = w.patient_id and pm.service_month::date = w.service_month
+    left join (select staff_id, any_value(full_name) as full_name from staging.staff group by staff_id) s
+        on s.staff_id = pm.billing_staff_id
+    anti join filing_due f on f.patient_id = w.patient_id and f.service_month = w.service_month
+),
 select
     o.as_of,
     g.service_month,
-    case when g.worklist_status <> 'timely_filing_due' then (o.month_end - o.as_of)::integer end as days_left_in_month,
-    -- the filing limit first (the soonest lost), then the open month: smallest gap first
+    case when g.worklist_status not in ('timely_filing_due', 'claim_withheld')
+         then (o.month_end - o.as_of)::integer end as days_left_in_month,
+    -- the filing limit first (the soonest lost), then withheld claims, then the open
+    -- month: smallest gap first
     row_number() over (order by g.worklist_status = 'timely_filing_due' desc, g.timely_filing_deadline,
+                                g.worklist_status = 'claim_withheld' desc,
                                 g.gap, o.month_end - o.as_of, g.next_threshold_minutes,
                                 lc.last_contact_date nulls first, g.service_month, g.patient_id)::integer as priority,
     g.patient_id,
@@ -171,7 +206,8 @@ select
     lc.last_contact_date,
     (o.as_of - lc.last_contact_date)::integer as days_since_last_contact,
     g.timely_filing_deadline,
-    g.reasons_not_billed
+    g.reasons_not_billed,
+    g.withheld_reasons
 from listed g
 cross join open_month o
 left join last_contact lc using (patient_id)

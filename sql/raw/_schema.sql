@@ -53,8 +53,8 @@ create table if not exists raw.quarantine (
     drop_name   varchar not null,
     table_name  varchar not null,
     file_name   varchar not null,
-    row_number  bigint  not null,   -- 1-based data row (line = row_number + 1 in a CSV)
-    column_name varchar,
+    row_number  bigint  not null,   -- 1-based data row (the header and blank lines are not rows)
+    column_name varchar,            -- null for a row with more or fewer fields than the header
     reason      varchar not null,
     record_key  varchar,            -- the row's key, when it has one (never PHI columns)
     run_id      varchar not null

@@ -90,7 +90,9 @@ def test_multi_provider_batch_has_one_interchange_per_group_npi_clean_under_pyx1
     assert summary["claims"] == 3 and summary["lines"] == 4 and summary["units"] == 5
     assert set(summary) == {"batch_id", "path", "claims", "lines", "units", "charges", "expected_payment", "files",
                             "x12_files", "review_rows_added", "recovered_batches", "abandoned_temp_folders",
-                            "usage_indicator", "rebilled_changed", "rebilled_released", "rejected_unchanged_waiting"}
+                            "usage_indicator", "rebilled_changed", "rebilled_released", "rejected_unchanged_waiting",
+                            "claims_withheld", "withheld_by_edit"}
+    assert (summary["claims_withheld"], summary["withheld_by_edit"]) == (0, {})
 
 
 def test_pyx12_helper_reports_a_broken_file(con, tmp_path):
@@ -222,38 +224,109 @@ def _malformed_mbi(con, settings):
     return settings
 
 
+def _birth_date_after_the_month(con, settings):
+    add_patient_month(con, "P1", JAN, [("99490", 1)])
+    con.execute("update staging.patients set birth_date = date '2026-02-14' where patient_id = 'P1'")
+    return settings
+
+
+def _no_address(con, settings):
+    add_patient_month(con, "P1", JAN, [("99490", 1)])
+    con.execute("update staging.patients set address_line1 = '' where patient_id = 'P1'")
+    return settings
+
+
 def _add_on_without_base(con, settings):
     add_patient_month(con, "P1", JAN, [("99439", 1)])
     return settings
 
 
+def withheld(con) -> list[tuple]:
+    return con.execute("select patient_id, service_month, edit, reason from billing.withheld_claims "
+                       "order by all").fetchall()
+
+
+@pytest.mark.parametrize("make_bad, edit, message", [
+    (_bad_npi, "rendering_npi", "rendering provider (2310B) NPI '1345678903' fails the NPI check digit"),
+    (_dotted_icd10, "icd10", "HI position 1 code 'E11.9' is not an ICD-10-CM code without a dot"),
+    (_malformed_mbi, "mbi", "subscriber MBI (2010BA NM109) is malformed"),
+    (_add_on_without_base, "add_on", "line 1: add-on 99439 billed without its base code 99490"),
+    (_birth_date_after_the_month, "birth_date_future", "DMG02 birth date is after the service month"),
+    (_no_address, "empty_n301", "N301 subscriber address (N301) is empty"),
+], ids=["npi_check_digit", "icd10_dotted", "mbi_format", "add_on_without_base", "future_birth_date", "no_address"])
+def test_a_claim_failing_an_edit_is_withheld_with_its_reason_and_the_batch_goes_on(con, tmp_path, make_bad, edit,
+                                                                                  message):
+    add_patient_month(con, "P2", JAN, [("99491", 1)])  # a good claim of another patient
+    settings = make_bad(con, sample_settings())
+    summary = run(con, tmp_path, settings=settings)
+    assert ledger_keys(con) == [("P2", JAN)]  # P2 is billed, P1 is not
+    assert [r["patient_id"] for r in read_csv(claims_dir(tmp_path) / summary["batch_id"])] == ["P2"]
+    rows = withheld(con)
+    assert [(p, m, e) for p, m, e, _ in rows] == [("P1", JAN, edit)]
+    assert message in rows[0][3]
+    assert "1SG4-TE5-MK73" not in rows[0][3]  # the reason names what is wrong, never the MBI
+    assert (summary["claims"], summary["claims_withheld"], summary["withheld_by_edit"]) == (1, 1, {edit: 1})
+
+
+def test_a_withheld_claim_is_billed_once_its_data_is_fixed(con, tmp_path):
+    settings = _malformed_mbi(con, sample_settings())
+    assert run(con, tmp_path, settings=settings, run_id="run-1")["batch_id"] is None  # nothing else to bill
+    assert [e for _, _, e, _ in withheld(con)] == ["mbi"]
+    con.execute("update staging.patients set mbi = '1EG4TE5MK73' where patient_id = 'P1'")
+    summary = run(con, tmp_path, settings=settings, as_of=date(2026, 2, 11), run_id="run-2")
+    assert summary["claims"] == 1 and summary["claims_withheld"] == 0
+    assert ledger_keys(con) == [("P1", JAN)] and withheld(con) == []
+
+
 @pytest.mark.parametrize("make_bad, message", [
-    (_bad_npi, "fails the NPI check digit"),
     (_zip_without_plus4, "ZIP+4"),
-    (_dotted_icd10, "'E11.9' is not an ICD-10-CM code without a dot"),
-    (_malformed_mbi, "MBI (2010BA NM109) is malformed"),
-    (_add_on_without_base, "add-on 99439 billed without its base code 99490"),
-], ids=["npi_check_digit", "billing_zip_plus4", "icd10_dotted", "mbi_format", "add_on_without_base"])
-def test_failing_edit_aborts_the_batch_and_commits_nothing(con, tmp_path, make_bad, message):
+], ids=["billing_zip_plus4"])
+def test_a_configuration_problem_stops_the_batch_and_commits_nothing(con, tmp_path, make_bad, message):
     add_patient_month(con, "P2", JAN, [("99491", 1)])  # a good claim goes down with the batch
     settings = make_bad(con, sample_settings())
     with pytest.raises(ClaimEditError) as err:
         run(con, tmp_path, settings=settings)
     assert message in str(err.value)
-    assert "1SG4-TE5-MK73" not in str(err.value)  # the message names the claim, never the MBI
     assert ledger_keys(con) == []
     assert con.execute("select count(*) from billing.batches").fetchone()[0] == 0
     assert con.execute("select count(*) from billing.control_numbers").fetchone()[0] == 0
     assert not claims_dir(tmp_path).exists() or list(claims_dir(tmp_path).iterdir()) == []
 
 
-def test_a_file_pyx12_rejects_is_never_written(con, tmp_path):
-    add_patient_month(con, "P1", JAN, [("99490", 1)])
-    con.execute("update staging.patients set state = 'XX' where patient_id = 'P1'")
-    with pytest.raises(ClaimEditError, match=r"pyx12: .*Subscriber State Code"):
-        run(con, tmp_path)
+def test_a_billing_provider_missing_from_the_configuration_stops_the_batch(con, tmp_path):
+    add_patient_month(con, "P1", JAN, [("99490", 1)], group_npi=GROUP2_NPI)
+    with pytest.raises(ClaimEditError, match=f"billing provider NPI '{GROUP2_NPI}'"):
+        run(con, tmp_path, settings=sample_settings())  # one provider only
     assert ledger_keys(con) == []
-    assert not claims_dir(tmp_path).exists() or list(claims_dir(tmp_path).iterdir()) == []
+
+
+def test_a_state_that_is_no_state_code_withholds_the_claim(con, tmp_path):
+    add_patient_month(con, "P1", JAN, [("99490", 1)])
+    add_patient_month(con, "P2", JAN, [("99491", 1)])
+    con.execute("update staging.patients set state = 'XX' where patient_id = 'P1'")
+    summary = run(con, tmp_path)
+    assert ledger_keys(con) == [("P2", JAN)]
+    assert [(p, e) for p, _, e, _ in withheld(con)] == [("P1", "state")]
+    assert validate_with_pyx12(next((claims_dir(tmp_path) / summary["batch_id"]).glob("*.x12"))) == []
+
+
+def test_a_claim_pyx12_rejects_is_withheld_and_the_batch_written_again_without_it(con, tmp_path, monkeypatch):
+    from transforms.billing import batch as claims
+
+    real = claims.claim_line_findings
+    # as if our edits did not know state codes: only pyx12 finds the bad one
+    monkeypatch.setattr(claims, "claim_line_findings", lambda lines: real(lines).filter(
+        ~(claims.pl.col("edit") == "state")))
+    add_patient_month(con, "P1", JAN, [("99490", 1)])
+    add_patient_month(con, "P2", JAN, [("99491", 1)])
+    con.execute("update staging.patients set state = 'XX' where patient_id = 'P1'")
+    summary = run(con, tmp_path)
+    assert ledger_keys(con) == [("P2", JAN)]
+    ((patient, _, edit, reason),) = withheld(con)
+    assert (patient, edit) == ("P1", "pyx12") and "Subscriber State Code" in reason and "XX" not in reason
+    batch = claims_dir(tmp_path) / summary["batch_id"]
+    assert validate_with_pyx12(next(batch.glob("*.x12"))) == [] and manifest_problems(batch) == []
+    assert [d.name for d in batch_dirs(tmp_path)] == [summary["batch_id"]]  # the first attempt left nothing
 
 
 @pytest.fixture
@@ -374,12 +447,14 @@ def test_logs_carry_no_phi(con, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     run(con, tmp_path)
     add_patient_month(con, "P1", FEB, [("99439", 1)])
-    with pytest.raises(ClaimEditError) as err:
-        run(con, tmp_path, as_of=AFTER_FEB)
-    text = caplog.text + str(err.value)
+    con.execute("update staging.patients set mbi = '1SG4TE5MK73' where patient_id = 'P1'")
+    summary = run(con, tmp_path, as_of=AFTER_FEB)
+    assert summary["claims_withheld"] == 1
+    text = caplog.text + json.dumps(summary) + json.dumps(withheld(con), default=str)
     for p in PATIENTS:
         for value in (p["mbi"], p["first_name"], p["last_name"], p["birth_date"], p["birth_date"].replace("-", "")):
             assert value not in text
+    assert "1SG4TE5MK73" not in text
     assert "Reviewed blood pressure" not in text
 
 
@@ -691,21 +766,18 @@ def _month_spanning_line_of_p3(con):
 def test_large_batch_our_edits_catch_a_claim_pyx12_does_not_read(con, tmp_path, large_batch, make_bad, message):
     three_claims_of_one_shape_but_an_address(con)
     make_bad(con)
-    with pytest.raises(ClaimEditError) as err:
-        run(con, tmp_path, settings=large_batch)
-    text = str(err.value)
-    assert message in text and "(pyx12 sample)" not in text  # found by our edits, not in the sample
-    p3_claim = [line for line in text.splitlines() if message in line][0]
-    assert "1906" not in text and "3SG4TE5MK75" not in text and "李" not in text
-    assert ledger_keys(con) == [] and con.execute("select count(*) from billing.batches").fetchone()[0] == 0
-    assert not claims_dir(tmp_path).exists() or list(claims_dir(tmp_path).iterdir()) == []
-    assert p3_claim
+    summary = run(con, tmp_path, settings=large_batch)
+    ((patient, _, _, reason),) = withheld(con)
+    assert patient == "P3" and message in reason
+    assert "1906" not in reason and "3SG4TE5MK75" not in reason and "李" not in reason
+    assert [p for p, _ in ledger_keys(con)] == ["P1", "P2"] and summary["claims"] == 2
 
 
-def test_two_patients_with_one_mbi_in_one_month_abort_the_batch(con, tmp_path):
+def test_two_patients_with_one_mbi_in_one_month_are_both_withheld(con, tmp_path):
     january_for_everyone(con)
     con.execute("update staging.patients set mbi = '1EG4TE5MK73' where patient_id = 'P2'")
-    with pytest.raises(ClaimEditError, match="one claim per patient-month") as err:
-        run(con, tmp_path)
-    assert "1EG4TE5MK73" not in str(err.value)
-    assert ledger_keys(con) == []
+    run(con, tmp_path)
+    rows = withheld(con)
+    assert [(p, e) for p, _, e, _ in rows] == [("P1", "mbi_shared"), ("P2", "mbi_shared")]
+    assert all("one claim per patient-month" in r and "1EG4TE5MK73" not in r for *_, r in rows)
+    assert ledger_keys(con) == [("P3", JAN)]

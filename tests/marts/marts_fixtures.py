@@ -294,6 +294,14 @@ def add_edge_cases(con: duckdb.DuckDBPyConnection) -> None:
                 "'clinical_staff', 0, null)", [JAN, date(2026, 1, 9)])
     con.execute("insert into core.activity_minutes values ('E-A2', 'E12', 'S-RN', 'clinical_staff', ?, ?, 6, 0, "
                 "null, 6, 'voided')", [FEB, date(2026, 2, 2)])
+    # E8's January claim withheld by two claim edits; a withheld row of a patient-month
+    # core does not know (listed nowhere)
+    run_sql(con, "billing/withheld_claims.sql")
+    con.executemany("insert into billing.withheld_claims values (?, ?, ?, ?, ?, ?, ?)", [
+        ["E8", JAN, "CCM-E8", "mbi", "subscriber MBI (2010BA NM109) is malformed", RUN_2, _ts(AS_OF)],
+        ["E8", JAN, "CCM-E8", "icd10", "HI position 1 code 'E11.9' is not an ICD-10-CM code", RUN_2, _ts(AS_OF)],
+        ["E99", JAN, "CCM-E99", "mbi", "subscriber MBI (2010BA NM109) is malformed", RUN_2, _ts(AS_OF)],
+    ])
     # a flag on an activity only staging knows, and one on an activity nobody knows
     con.execute("insert into staging.activities values ('E-A3', 'E3', 'S-MA', ?, 'x')", [datetime(2026, 1, 7, 9)])
     con.executemany(

@@ -44,7 +44,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("billed_expected_payment", "DECIMAL(10,2)"), ("billed_patient_responsibility", "DECIMAL(10,2)"),
         ("needs_review", "BOOLEAN"), ("left_on_table_reason", "VARCHAR"), ("left_on_table_detail", "VARCHAR"),
         ("minutes_short", "INTEGER"), ("base_code", "VARCHAR"), ("base_code_fee", "DECIMAL(10,2)"),
-        ("estimated_left_on_table", "DECIMAL(10,2)"),
+        ("estimated_left_on_table", "DECIMAL(10,2)"), ("withheld", "BOOLEAN"), ("withheld_reasons", "VARCHAR[]"),
     ],
     "claim_lines": [
         ("batch_id", "VARCHAR"), ("run_id", "VARCHAR"), ("batch_as_of", "DATE"), ("batch_status", "VARCHAR"),
@@ -93,7 +93,7 @@ EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("held_minutes", "INTEGER"), ("next_threshold_minutes", "INTEGER"), ("minutes_to_next_threshold", "INTEGER"),
         ("codes_so_far", "VARCHAR"), ("expected_payment_so_far", "DECIMAL(10,2)"), ("last_contact_date", "DATE"),
         ("days_since_last_contact", "INTEGER"), ("timely_filing_deadline", "DATE"),
-        ("reasons_not_billed", "VARCHAR[]"),
+        ("reasons_not_billed", "VARCHAR[]"), ("withheld_reasons", "VARCHAR"),
     ],
     "reason_codes": [
         ("reason_code", "VARCHAR"), ("code_list", "VARCHAR"), ("words", "VARCHAR"),
@@ -633,11 +633,13 @@ def test_worklist_with_unusual_reasons_lists_orders_by_gap_then_last_contact(edg
     """Feb 10: E10's NULL reason does not disqualify it (13 to go), E13's ' below_threshold ' is
     trimmed (16 to go), E11 has no consent; E6, E8, E9 and E12 were eligible in January with
     nothing in February (20 to go), E12 last seen on 9 January (its February activity is voided),
-    the others never: never-contacted first."""
+    the others never: never-contacted first. E8's January claim was withheld by its claim
+    edits (add_edge_cases): a closed month to fix, listed before the open month."""
     con = edge_marts
     edge = [(r["patient_id"], r["worklist_status"], r["minutes_to_next_threshold"], r["last_contact_date"])
             for r in worklist(con) if r["patient_id"].startswith("E")]
     assert edge == [
+        ("E8", "claim_withheld", None, None),
         ("E10", "eligible_but_for_minutes", 13, None),
         ("E13", "eligible_but_for_minutes", 16, None),
         ("E6", "no_minutes_yet", 20, None),
@@ -645,10 +647,11 @@ def test_worklist_with_unusual_reasons_lists_orders_by_gap_then_last_contact(edg
         ("E9", "no_minutes_yet", 20, None),
         ("E12", "no_minutes_yet", 20, date(2026, 1, 9)),
     ]
-    # March 5, nothing logged yet: February's eligible patient-months carry forward
+    # March 5, nothing logged yet: February's eligible patient-months carry forward (E8's
+    # withheld January claim is still to fix)
     march = [(r["patient_id"], r["worklist_status"], r["minutes_to_next_threshold"])
              for r in worklist(con, date(2026, 3, 5))]
-    assert sorted(march) == [("P1", "no_minutes_yet", 20), ("P10", "no_minutes_yet", 20),
+    assert sorted(march) == [("E8", "claim_withheld", None), ("P1", "no_minutes_yet", 20), ("P10", "no_minutes_yet", 20),
                              ("P2", "no_minutes_yet", 20), ("P3", "no_minutes_yet", 20)]
 
 
@@ -667,6 +670,7 @@ def test_a_closed_unbilled_month_near_its_filing_limit_heads_the_worklist(con, t
                 "billing_provider_npi, billed_codes, units, charge_amount, date_of_service, run_id, committed_at) "
                 "values ('P1', ?, 'B-FEB25', 'C-FEB25-P1', 'x', 'y', '99490', 1, 60.49, ?, 'r', now())",
                 [feb_2025, date(2025, 2, 28)])
+    con.execute("insert into billing.live_claims values ('P', 'P1', ?, 'C-FEB25-P1', now())", [feb_2025])
     summary = build_marts(con, load_settings(), RUN_2, AS_OF, tmp_path / "runs" / RUN_2)
     first = worklist(con, AS_OF)[0]
     assert {k: first[k] for k in ("priority", "patient_id", "service_month", "worklist_status",
@@ -675,9 +679,26 @@ def test_a_closed_unbilled_month_near_its_filing_limit_heads_the_worklist(con, t
         "priority": 1, "patient_id": "P3", "service_month": feb_2025, "worklist_status": "timely_filing_due",
         "timely_filing_deadline": date(2026, 2, 28), "reasons_not_billed": ["below_threshold: 12 of 20 minutes"],
         "days_left_in_month": None, "held_minutes": 10}
-    # the billed one is not listed; the open month's patients follow, counted as before
+    # the billed one (a live claim) is not listed; the open month's patients follow, counted as before
     assert [r["patient_id"] for r in worklist(con, AS_OF)] == ["P3", "P1", "P2", "P3", "P9", "P7"]
     assert summary["worklist_rows"] == 5 and summary["timely_filing_due"] == 1
     with open(summary["worklist_csv"], newline="", encoding="utf-8") as fh:
         table = list(csv.reader(fh))
     assert table[1][table[0].index("reasons_not_billed")] == "below_threshold: 12 of 20 minutes"
+
+
+def test_a_withheld_claim_shows_in_the_patient_month_and_first_in_the_worklist(con, tmp_path):
+    add_edge_cases(con)
+    summary = build_marts(con, load_settings(), RUN_2, AS_OF, tmp_path / "runs" / RUN_2)
+    assert one(con, "select outcome, withheld, withheld_reasons from marts.patient_month "
+                    "where patient_id = 'E8' and service_month = ?", [JAN]) == {
+        "outcome": "billable", "withheld": True,
+        "withheld_reasons": ["icd10: HI position 1 code 'E11.9' is not an ICD-10-CM code",
+                             "mbi: subscriber MBI (2010BA NM109) is malformed"]}
+    assert con.execute("select count(*) from marts.patient_month where withheld").fetchone()[0] == 1
+    with open(summary["worklist_csv"], newline="") as fh:
+        first = next(csv.DictReader(fh))
+    assert (first["priority"], first["patient_id"], first["worklist_status"], first["service_month"]) == (
+        "1", "E8", "claim_withheld", "2026-01-01")
+    assert first["withheld_reasons"].startswith("icd10: ") and "; mbi: " in first["withheld_reasons"]
+    assert first["minutes_to_next_threshold"] == ""

@@ -155,7 +155,7 @@ def test_report_data_holds_each_chart_as_computed_by_hand(tmp_path):
     # the worklist (test_marts): gaps 2 (P1), 5 (P2), 15 (P3), 17 (P9), 20 (P7, nothing yet)
     assert data.worklist == {"patients": 5, "within_5": 2, "within_10": 0, "more_than_10": 3,
                              "no_minutes_yet": 1, "toward_20": 4, "toward_40": 1, "toward_60": 0,
-                             "toward_other": 0, "days_left": 18}
+                             "toward_other": 0, "claims_withheld": 0, "days_left": 18}
     assert (data.patient_months, data.estimated_left_on_table, data.dq_flags) == (16, Decimal("325.01"), 6)
     assert data.run["run_id"] == RUN_2
     con.close()

@@ -22,18 +22,25 @@ segment count last), its claim_lines.csv rows come out of DuckDB as text, and
 the audit packets are built in DuckDB as JSON text (billing/audit_packets.sql)
 and written one file each. Every file is hashed as it is written.
 
-Edits: our own edits (billing.edits.check_claim_lines) run on every claim of
-every chunk, vectorised; the CSV is read back and checked line for line
-against the 837P's service lines. pyx12 reads each whole interchange when the
-batch has at most x12_validation.full_max_claims claims (a practice's month
-close; then edits.check_batch also re-reads the text, as before);
-above that, pyx12 and check_interchange read a sample interchange per
-provider (the first PYX12_SAMPLE_FIRST claims and one claim of every shape:
-number of lines and diagnoses, second address line or not, set of codes),
-rendered with the same envelope. manifest.json says which ("x12_validation").
-The Airflow DAG (airflow_tasks.validate_interchange) still runs pyx12 on every
-whole interchange before a batch is published. Any finding deletes the temp
-folder and aborts the batch before the ledger is touched.
+Edits: before anything is written, SQL over the whole batch and our own
+element edits (billing.edits.claim_line_findings, vectorised, chunk by chunk)
+find every claim the data cannot make. Such a claim is withheld, not the batch:
+it is left out, its reasons go to billing.withheld_claims (and from there to
+marts.patient_month and the worklist), its patient-month stays unbilled, and
+every other claim goes out. Only what is wrong for every claim (the
+configuration: a billing provider not configured, its NPI or ZIP+4, no
+submitter phone) stops the batch. The CSV is read back and checked line for
+line against the 837P's service lines. pyx12 reads each whole interchange when
+the batch has at most x12_validation.full_max_claims claims (a practice's month
+close; then edits.check_batch also re-reads the text, as before); above that,
+pyx12 and check_interchange read a sample interchange per provider (the first
+PYX12_SAMPLE_FIRST claims and one claim of every shape: number of lines and
+diagnoses, second address line or not, set of codes), rendered with the same
+envelope. manifest.json says which ("x12_validation"). A pyx12 finding on a
+claim's segments withholds that claim and the batch is written again, once; any
+other finding deletes the temp folder and aborts the batch before the ledger is
+touched. The Airflow DAG (airflow_tasks.validate_interchange) still runs pyx12
+on every whole interchange before a batch is published.
 
 Exactly once: the files are written to a hidden temp folder, synced, then
 committed to the ledger with their hashes, and only then renamed into place
@@ -41,6 +48,7 @@ committed to the ledger with their hashes, and only then renamed into place
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import hashlib
 import json
@@ -60,10 +68,11 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from transforms.billing.edits import (ClaimEditError, check_batch, check_billing_provider, check_claim_lines,
-                                      check_interchange, validate_with_pyx12)
+from transforms.billing.edits import (FINDINGS_SCHEMA, ClaimEditError, check_batch, check_billing_provider,
+                                      check_interchange, claim_line_findings, claim_of_segment, pyx12_findings)
 from transforms.billing.ledger import (TMP_PREFIX, commit_batch, ensure_billing_schema, fault, fsync_dir,
                                        mark_delivered, next_batch_id, next_control_number, recover_batches)
+from transforms.privacy import csv_value
 from transforms.settings import Settings
 from transforms.warehouse import run_sql, sql_text, table_exists
 from transforms.billing.x12_837p import (BillingProviderInfo, Envelope, claim_blocks, interchange_header,
@@ -107,13 +116,18 @@ def write_claim_batch(
     review_added = con.execute("select count(*) from billing.review").fetchone()[0] - review_before
 
     run_sql(con, "billing/claimable_lines.sql")
+    run_sql(con, "billing/withheld_claims.sql")
+    con.execute("create or replace temp table claim_months as "
+                "select distinct claim_id, patient_id, service_month from claimable_lines")
     summary: dict[str, Any] = {
         "batch_id": None, "path": None, "claims": 0, "lines": 0, "units": 0, "charges": 0.0,
         "expected_payment": 0.0, "files": 0, "x12_files": [], "review_rows_added": review_added,
         "recovered_batches": recovery["recovered"], "abandoned_temp_folders": recovery["abandoned"],
         "usage_indicator": usage, **_decisions(con),
+        "claims_withheld": 0, "withheld_by_edit": {},
     }
-    if not con.execute("select count(*) from claimable_lines").fetchone()[0]:
+    if not con.execute("select count(*) from claimable_lines").fetchall()[0][0]:
+        _record_withheld(con, run_id, _no_findings(), summary)
         log.info("claims: nothing to claim as of %s", as_of)
         return summary
     run_sql(con, "billing/batch_claims.sql")
@@ -125,20 +139,41 @@ def write_claim_batch(
     created_at = datetime.now(ZoneInfo(settings.time_zone)).replace(microsecond=0)
     batch = Batch(batch_id, run_id, as_of, created_at)
     batch.totals = _totals(con)
-    # Data that cannot make a claim fails before anything touches the disk.
-    problems = _plan_interchanges(con, settings, batch, first_control_number) + _data_problems(con, batch_id)
+    # The configuration is wrong for every claim: nothing of the batch can go out.
+    problems = _plan_interchanges(con, settings, batch, first_control_number)
     if problems:
         raise ClaimEditError(batch_id, problems)
-
-    claims_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # A claim the data cannot make is withheld, with its reasons; the others go out.
+    withheld = _claim_findings(con, batch)
     tmp, final = claims_dir / f"{TMP_PREFIX}{batch_id}", claims_dir / batch_id
-    try:
-        _write_batch(con, settings, batch, tmp)
-        if batch.problems:
-            raise ClaimEditError(batch_id, batch.problems)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # PHI never lingers in a folder that will not be delivered
-        raise
+    for attempt in (1, 2):
+        if withheld.height:
+            _withhold(con, withheld)
+            _record_withheld(con, run_id, withheld, summary)
+            if not con.execute("select count(*) from batch_claims").fetchall()[0][0]:
+                log.warning("claims: every claim withheld as of %s (%d)", as_of, summary["claims_withheld"])
+                return summary
+            batch.totals = _totals(con)
+            problems = _plan_interchanges(con, settings, batch, first_control_number)
+            if problems:
+                raise ClaimEditError(batch_id, problems)
+        claims_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            _write_batch(con, settings, batch, tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # PHI never lingers in a folder that will not be delivered
+            raise
+        if not batch.problems:
+            break
+        shutil.rmtree(tmp, ignore_errors=True)
+        # pyx12 found what our edits did not, on claims it names: withhold those and write
+        # the batch again, once. A finding on no claim (the envelope) stops the batch.
+        if attempt == 1 and batch.claim_findings.height and not batch.unattributed_problems:
+            withheld = pl.concat([withheld, batch.claim_findings])
+            continue
+        raise ClaimEditError(batch_id, batch.problems)
+    if not withheld.height:
+        _record_withheld(con, run_id, withheld, summary)
     fault("after_files")
     commit_batch(con, batch, final, usage)
     fault("after_ledger")
@@ -205,6 +240,8 @@ class Batch:
     validation: dict[str, Any] = None
     problems: list[str] = None
     interchange_rows: list[dict] = None  # manifest "interchanges"
+    claim_findings: pl.DataFrame = None  # pyx12's findings on claims it names (claim_id, edit, reason)
+    unattributed_problems: int = 0  # problems on no claim (or our own writer's): the batch stops
 
 
 def _totals(con) -> dict[str, Any]:
@@ -258,31 +295,76 @@ def _plan_interchanges(con, settings: Settings, batch: Batch, first_control_numb
     return problems
 
 
-def _data_problems(con, batch_id: str) -> list[str]:
-    """Claims the data cannot make, found in SQL over the whole batch."""
-    at = "'claim ' || claim_id || ' (patient ' || patient_id || ', ' || strftime(service_month, '%Y-%m') || ')'"
-    checks = [
-        f"select {at} || ': its code lines name more than one billing practitioner or provider' "
-        "from batch_claims where practitioner_count > 1",
-        "select 'claim ' || claim_id || ': the claim id names more than one patient-month' "
-        "from batch_claims where patient_month_count > 1",
-        f"select {at} || ': patient is not in staging.patients' from batch_claims where mbi is null",
-        f"select {at} || ': no staff member with NPI ' || coalesce(billing_npi, '') "
-        "|| ' (the rendering practitioner''s name)' from batch_claims where coalesce(rendering_name, '') = ''",
-        # one claim per patient-month, across interchanges (the ledger key is patient_id; this is the MBI)
-        """select $1 || '_' || billing_provider_npi || '.x12 claim ' || claim_id
-                   || ': the same patient-month is also claim ' || previous || '; one claim per patient-month'
-            from (select *, lag(claim_id) over (partition by mbi, service_month order by claim_ordinal) as previous
-                  from batch_claims where mbi is not null)
-            where previous is not null""",
-    ]
-    problems: list[str] = []
-    for sql in checks:
-        rows = con.execute(f"{sql} order by 1 limit {MAX_PROBLEMS + 1}", [batch_id] if "$1" in sql else []).fetchall()
-        problems += [r[0] for r in rows[:MAX_PROBLEMS]]
-        if len(rows) > MAX_PROBLEMS:
-            problems.append("... and more like the last")
-    return problems
+def _no_findings() -> pl.DataFrame:
+    return pl.DataFrame(schema=FINDINGS_SCHEMA)
+
+
+def _claim_findings(con, batch: Batch) -> pl.DataFrame:
+    """Every claim the data cannot make, with every reason (claim_id, edit, reason): SQL over
+    the whole batch, then our element edits over every claim, chunk by chunk."""
+    data = pl.from_arrow(con.sql("""
+        select claim_id, 'practitioners' as edit,
+               'its code lines name more than one billing practitioner or provider' as reason
+        from batch_claims where practitioner_count > 1
+        union all
+        select claim_id, 'claim_id', 'the claim id names more than one patient-month'
+        from batch_claims where patient_month_count > 1
+        union all
+        select claim_id, 'patient_unknown', 'the patient is not in staging.patients (no patients row has described them)'
+        from batch_claims where mbi is null
+        union all
+        select claim_id, 'rendering_name', 'no staff member has NPI ' || coalesce(billing_npi, '')
+               || ' (the rendering practitioner''s name): add them to the staff export'
+        from batch_claims where coalesce(rendering_name, '') = ''
+        union all
+        -- one claim per patient-month: the ledger keys patient_id, and two patients with one MBI
+        -- would be one Medicare beneficiary billed twice; which one is right, a person decides
+        select claim_id, 'mbi_shared', 'another patient''s claim for the same month carries the same MBI; '
+               || 'one claim per patient-month: correct the MBI of one of them in the EHR'
+        from (select *, count(*) over (partition by mbi, service_month) as sharing
+              from batch_claims where mbi is not null)
+        where sharing > 1
+    """).to_arrow_table())
+    found = [data if data.height else _no_findings()]
+    for lo, hi in _chunks(batch.totals["claims"]):
+        found.append(claim_line_findings(_claim_lines(con, "", [lo, hi])))
+    return pl.concat(found).unique(maintain_order=True)
+
+
+def _withhold(con, findings: pl.DataFrame) -> None:
+    """Take the claims of `findings` out of tonight's batch (claimable_lines, batch_claims)."""
+    con.register("withheld_findings", findings.select("claim_id").unique().to_arrow())
+    try:
+        con.execute("delete from claimable_lines where claim_id in (select claim_id from withheld_findings)")
+    finally:
+        con.unregister("withheld_findings")
+    run_sql(con, "billing/batch_claims.sql")
+
+
+def _record_withheld(con, run_id: str, findings: pl.DataFrame, summary: dict) -> None:
+    """billing.withheld_claims := tonight's withheld claims and their reasons (replaced every run)."""
+    con.register("withheld_findings", findings.to_arrow())
+    try:
+        con.begin()
+        try:
+            con.execute("delete from billing.withheld_claims")
+            con.execute("""
+                insert into billing.withheld_claims
+                select l.patient_id, l.service_month, f.claim_id, f.edit, f.reason, ?, now()
+                from withheld_findings f
+                join claim_months l using (claim_id)
+            """, [run_id])
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    finally:
+        con.unregister("withheld_findings")
+    by_edit = con.execute("select edit, count(distinct claim_id) from billing.withheld_claims group by 1 "
+                          "order by 2 desc, 1").fetchall()
+    summary["claims_withheld"] = con.execute("select count(distinct claim_id) from billing.withheld_claims"
+                                             ).fetchall()[0][0]
+    summary["withheld_by_edit"] = dict(by_edit)
 
 
 # -- writing a batch (streaming) --------------------------------------------------------------------
@@ -335,10 +417,10 @@ def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
     interchanges (whole or sampled); then the manifest; then one sync for the lot."""
     n_claims = batch.totals["claims"]
     batch.problems, names, shas, sizes = [], [], [], []
+    batch.claim_findings, batch.unattributed_problems = _no_findings(), 0
     started, seconds = time.perf_counter(), {}
     _mkdir_private(tmp)
     _mkdir_private(tmp / "audit")
-    file_names = {ic.npi: ic.file_name for ic in batch.interchanges}
 
     # the interchanges and claim_lines.csv, chunk by chunk in claim order
     x12_files, segments = {}, {}
@@ -350,8 +432,7 @@ def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
     csv_file.write((",".join(CSV_COLUMNS) + "\n").encode("utf-8"))
     x12_lines = []  # (claim_id, cpt_code, units, charge) of every SV1, to check the CSV against
     for i, (lo, hi) in enumerate(_chunks(n_claims)):
-        lines = _claim_lines(con, "", [lo, hi])
-        batch.problems += check_claim_lines(lines, file_names, MAX_PROBLEMS)
+        lines = _claim_lines(con, "", [lo, hi])  # edited before (_claim_findings): withheld claims are gone
         blocks = claim_blocks(lines, settings.payer_name, settings.payer_id, settings.place_of_service or "11")
         for (npi,), part in blocks.partition_by("billing_provider_npi", as_dict=True, maintain_order=True).items():
             x12_files[npi].write(part["block"].str.join("").item().encode("ascii", "replace"))
@@ -368,7 +449,9 @@ def _write_batch(con, settings: Settings, batch: Batch, tmp: Path) -> None:
         names.append(ic.file_name), shas.append(digest), sizes.append(size)
     digest, size = csv_file.close()
     names.append("claim_lines.csv"), shas.append(digest), sizes.append(size)
-    batch.problems += _csv_matches_x12(con, tmp / "claim_lines.csv", pl.concat(x12_lines))
+    mismatch = _csv_matches_x12(con, tmp / "claim_lines.csv", pl.concat(x12_lines))
+    batch.problems += mismatch
+    batch.unattributed_problems += len(mismatch)
     del x12_lines
     batch.files = [pa.table({"file_name": names, "sha256": shas, "size": sizes})]
     seconds["837p_csv_edits"] = time.perf_counter() - started
@@ -428,7 +511,8 @@ def _csv_matches_x12(con, csv_path: Path, x12_lines: pl.DataFrame) -> list[str]:
     try:
         rows = con.execute(f"""
             with csv_lines as (
-                select claim_id, cpt_code, units::integer as units, charge_amount::decimal(18, 2) as charge
+                select csv_value(claim_id) as claim_id, csv_value(cpt_code) as cpt_code, units::integer as units,
+                       charge_amount::decimal(18, 2) as charge
                 from read_csv('{str(csv_path).replace("'", "''")}', header = true, all_varchar = true)
             ),
             x12_lines as (
@@ -452,11 +536,12 @@ def _pyx12(con, settings: Settings, batch: Batch, tmp: Path) -> dict[str, Any]:
     if n_claims <= settings.x12_full_max_claims:
         texts = {ic.file_name: (tmp / ic.file_name).read_text(encoding="ascii") for ic in batch.interchanges}
         with open(tmp / "claim_lines.csv", newline="", encoding="utf-8") as fh:
-            csv_rows = list(csv.DictReader(fh))
+            csv_rows = [{k: csv_value(v) for k, v in row.items()} for row in csv.DictReader(fh)]
         months = dict(con.execute("select claim_id, service_month from batch_claims").fetchall())
         found = check_batch(texts, csv_rows, months)
+        batch.unattributed_problems += len(found)
         for name, text in texts.items():
-            found += [f"{name}: pyx12: {p}" for p in validate_with_pyx12(text)]
+            found += _pyx12_on(batch, text, name)
         batch.problems += [p for p in dict.fromkeys(found) if p not in batch.problems]
         return {"pyx12": "full", "claims_checked_by_pyx12": n_claims, "claims": n_claims,
                 "own_edits": "every claim"}
@@ -489,10 +574,30 @@ def _pyx12(con, settings: Settings, batch: Batch, tmp: Path) -> dict[str, Any]:
             text = (head + part_blocks["block"].str.join("").item()
                     + interchange_trailer(ic.envelope, n + int(part_blocks["segments"].sum())))
             found = check_interchange(text, f"{ic.file_name} (pyx12 sample)", months)
-            found += [f"{ic.file_name} (pyx12 sample): pyx12: {p}" for p in validate_with_pyx12(text)]
+            batch.unattributed_problems += len(found)
+            found += _pyx12_on(batch, text, f"{ic.file_name} (pyx12 sample)")
             batch.problems += found
             checked += part_blocks.height
     return {"pyx12": "sample", "claims_checked_by_pyx12": checked, "claims": n_claims, "own_edits": "every claim"}
+
+
+def _pyx12_on(batch: Batch, text: str, label: str) -> list[str]:
+    """pyx12 on one interchange's text: its findings as messages, and those on a claim (its
+    segments) in batch.claim_findings, the others counted in batch.unattributed_problems."""
+    spans = claim_of_segment(text)
+    starts = [first for first, _, _ in spans]
+    messages, rows = [], []
+    for line, finding in pyx12_findings(text):
+        messages.append(f"{label}: pyx12: {finding}")
+        i = bisect.bisect_right(starts, line) - 1 if line is not None else -1
+        if i >= 0 and spans[i][0] <= line <= spans[i][1] and spans[i][2]:
+            rows.append((spans[i][2], "pyx12", f"pyx12 (005010X222A1): {finding.split(': ', 1)[-1]}"))
+        else:
+            batch.unattributed_problems += 1
+    if rows:
+        batch.claim_findings = pl.concat([batch.claim_findings,
+                                          pl.DataFrame(rows, schema=FINDINGS_SCHEMA, orient="row")])
+    return messages
 
 
 def _json_value(expr: str, data_type: str) -> str:

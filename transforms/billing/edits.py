@@ -4,14 +4,16 @@ check_interchange/check_batch re-read the rendered X12 text (not the data it
 was rendered from), so they prove the file says what we meant; the claims
 stage runs them on every interchange of a batch up to
 x12_validation.full_max_claims claims, and on the pyx12 sample above that.
-check_claim_lines runs the same edits, plus element checks (X12 character
-set, lengths, formats), vectorised with Polars over the element values every
-claim is rendered from, on every claim of every batch. Any finding aborts the
-batch before it reaches the ledger. Messages name the file, the claim and the
-element, and never carry an MBI, a name or a birth date.
+claim_line_findings runs the same edits, plus element checks (X12 character
+set, lengths, formats, pyx12's code lists), vectorised with Polars over the
+element values every claim is rendered from, on every claim of every batch,
+before anything is written: a claim with a finding is withheld, with its
+reasons, and the batch goes on (transforms/billing/batch.py). Findings name the
+claim and the element, and never carry an MBI, a name or a birth date.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -38,12 +40,15 @@ MAX_DIAGNOSES, MAX_POINTERS = 12, 4
 
 
 class ClaimEditError(RuntimeError):
-    """The batch failed an edit: nothing was written or committed. str() lists every finding."""
+    """What stops a whole batch (the configuration, or a file that fails its checks after it was
+    written): nothing was written or committed. str() lists every finding. A claim the data cannot
+    make is withheld instead (transforms/billing/batch.py)."""
 
     def __init__(self, batch_id: str, problems: list[str]):
         self.problems = problems
         super().__init__(
-            f"claim batch {batch_id} not written: {len(problems)} claim edit(s) failed; fix the data and rerun:\n"
+            f"claim batch {batch_id} not written: {len(problems)} problem(s) stop the whole batch; fix them and "
+            f"rerun:\n"
             + "\n".join(f"  {p}" for p in problems)
         )
 
@@ -249,6 +254,12 @@ def validate_with_pyx12(source: str | Path) -> list[str]:
     """pyx12's findings against its 837P 005010X222A1 map, one string each; [] = clean.
 
     `source` is a file path, or X12 text (a str starting with ISA)."""
+    return [text for _, text in pyx12_findings(source)]
+
+
+def pyx12_findings(source: str | Path) -> list[tuple[int | None, str]]:
+    """validate_with_pyx12() with the segment each finding is on: (line, text), `line`
+    counting segments from 1 (the ISA), None for a finding on no segment."""
     import pyx12.params
     import pyx12.x12n_document
 
@@ -258,11 +269,19 @@ def validate_with_pyx12(source: str | Path) -> list[str]:
         ok = pyx12.x12n_document.x12n_document(
             param=pyx12.params.params(), src_file=src, fd_997=None, fd_html=None, fd_xmldoc=None, fd_json=report
         )
-    problems: list[str] = []
+    problems: list[tuple[int | None, str]] = []
+
+    def line_of(node: dict) -> int | None:
+        try:
+            return int(node.get("cur_line"))
+        except (TypeError, ValueError):
+            return None
 
     def collect(node: dict, level: str) -> None:
         for err in node.get("errors") or []:
-            problems.append(f"{level} line {node.get('cur_line')}: {err.get('err_cde')} {_redact(err.get('err_str', ''))}")
+            problems.append((line_of(node) if level not in ("ISA", "GS", "ST") else None,
+                             f"{level} line {node.get('cur_line')}: {err.get('err_cde')} "
+                             f"{_redact(err.get('err_str', ''))}"))
 
     text = report.getvalue()
     for isa in (json.loads(text) if text else {}).get("interchanges", []):
@@ -275,11 +294,30 @@ def validate_with_pyx12(source: str | Path) -> list[str]:
                     collect(seg, seg.get("seg_id") or "segment")
                     for ele in seg.get("elements", []):
                         for err in ele.get("errors") or []:
-                            problems.append(f"{seg.get('seg_id')} line {seg.get('cur_line')} element {ele.get('name')}: "
-                                            f"{err.get('err_cde')} {_redact(err.get('err_str', ''))}")
+                            problems.append((line_of(seg), f"{seg.get('seg_id')} line {seg.get('cur_line')} element "
+                                             f"{ele.get('name')}: {err.get('err_cde')} "
+                                             f"{_redact(err.get('err_str', ''))}"))
     if not ok and not problems:
-        problems.append("pyx12 rejected the file without a detailed finding")
+        problems.append((None, "pyx12 rejected the file without a detailed finding"))
     return problems
+
+
+def claim_of_segment(text: str) -> list[tuple[int, int, str]]:
+    """(first segment, last segment, claim id) of every claim of an 837P as we write it: a
+    claim is its subscriber HL (HL03 = 22) up to the next HL or the SE, segments counted
+    from 1 (the ISA), as pyx12 counts lines."""
+    spans: list[tuple[int, int, str]] = []
+    start, claim_id = None, None
+    for n, raw in enumerate(text.split("~"), start=1):
+        el = raw.strip().split("*")
+        if el[0] in ("HL", "SE") and start is not None:
+            spans.append((start, n - 1, claim_id or ""))
+            start, claim_id = None, None
+        if el[0] == "HL" and len(el) > 3 and el[3] == "22":
+            start = n
+        elif el[0] == "CLM" and start is not None and len(el) > 1:
+            claim_id = el[1]
+    return spans
 
 
 # -- the same edits, vectorised over every claim of a batch (transforms/billing/batch.py) ------------------
@@ -297,100 +335,124 @@ _CHARSET = ("x12_last_name", "x12_first_name", "x12_address_line1", "x12_address
             "x12_zip", "x12_mbi", "x12_rendering_last", "x12_rendering_first", "claim_id", "billing_npi")
 
 
-def check_claim_lines(lines, file_names: dict[str, str], limit: int = 50) -> list[str]:
-    """Every check_interchange() edit, plus element checks (character set, lengths, formats), on every
-    claim of one chunk, vectorised over the element values the 837P is rendered from
-    (x12_837p.prepare_claim_elements). Messages name the file, the claim and the element, never a value
-    that is PHI. At most `limit` messages per edit (the count of the rest is reported)."""
+FINDINGS_SCHEMA = {"claim_id": pl.String, "edit": pl.String, "reason": pl.String}
+
+
+def claim_line_findings(lines) -> "pl.DataFrame":
+    """Every check_interchange() edit, plus element checks (character set, lengths, formats,
+    codes pyx12 checks against its lists), on every claim of one chunk, vectorised over the
+    element values the 837P is rendered from (x12_837p.prepare_claim_elements). One row per
+    finding: claim_id, edit (a short name), reason (what is wrong and where it is fixed; a
+    line's findings say which line). Never a value that is PHI (an MBI, a name, a birth date)."""
     col = pl.col
     lines = lines.with_columns(
-        where=pl.concat_str([col("billing_provider_npi").replace_strict(file_names, default="?"),
-                             pl.lit(" claim "), col("claim_id")]),
         charge_dec=col("x12_charge").cast(pl.Decimal(18, 2), strict=False),
         total_dec=col("x12_total_charge").cast(pl.Decimal(18, 2), strict=False),
         base=col("cpt_code").replace_strict(ADD_ON_BASE, default=None, return_dtype=pl.String),
     )
     per_claim = lines.group_by("claim_ordinal", maintain_order=True).agg(
-        col("where").first(), col("billing_npi").first(), col("x12_mbi").first(), col("diagnoses").first(),
+        col("billing_npi").first(), col("x12_mbi").first(), col("diagnoses").first(),
         col("x12_total_charge").first(), col("total_dec").first(), col("service_month").first(),
         *[col(c).first() for c in dict.fromkeys([*_CHARSET, *_REQUIRED, *_MAX_LENGTH])
           if c not in ("billing_npi", "x12_mbi")],
-        col("x12_birth_date").first(), col("x12_sex").first(),
+        col("x12_birth_date").first(), col("x12_sex").first(), col("birth_date").first(),
         line_sum=col("charge_dec").sum(), cpt_codes=col("cpt_code"),
         months=col("x12_date_of_service").str.slice(0, 6).unique(),
     )
     lines = lines.join(per_claim.select("claim_ordinal", "cpt_codes"), on="claim_ordinal", how="left")
 
-    problems: list[str] = []
+    found: list = []
 
-    def report(frame, message) -> None:
-        """message: a Polars expression over `frame` giving the text after '<file> claim <id>'."""
-        texts = frame.select(pl.concat_str([col("where"), message])).to_series()
-        problems.extend(texts.head(limit).to_list())
-        if texts.len() > limit:
-            problems.append(f"... and {texts.len() - limit} more like the last")
+    def report(frame, edit: str, reason) -> None:
+        """reason: a Polars expression over `frame` (or text) saying what is wrong."""
+        reason = pl.lit(reason) if isinstance(reason, str) else reason
+        found.append(frame.select(col("claim_id"), pl.lit(edit).alias("edit"), reason.alias("reason")))
 
     npis = per_claim["billing_npi"].fill_null("").unique().to_list()
     bad_npis = [n for n in npis if not npi_is_valid(n)]
     if bad_npis:
         bad = per_claim.filter(col("billing_npi").fill_null("").is_in(bad_npis))
-        report(bad, pl.lit(": rendering provider (2310B) NPI '") + col("billing_npi").fill_null("")
-               + pl.lit("' fails the NPI check digit"))
-    report(per_claim.filter(~col("x12_mbi").str.contains(MBI.pattern)),
-           pl.lit(": subscriber MBI (2010BA NM109) is malformed; correct the patient's mbi in the EHR"))
-    report(per_claim.filter(col("total_dec").is_null() | (col("total_dec") != col("line_sum"))),
-           pl.lit(": CLM02 total ") + col("x12_total_charge").fill_null("") + pl.lit(
+        report(bad, "rendering_npi", pl.lit("rendering provider (2310B) NPI '") + col("billing_npi").fill_null("")
+               + pl.lit("' fails the NPI check digit; correct the consent's billing_npi or the staff NPI"))
+    report(per_claim.filter(~col("x12_mbi").str.contains(MBI.pattern)), "mbi",
+           "subscriber MBI (2010BA NM109) is malformed; correct the patient's mbi in the EHR")
+    report(per_claim.filter(col("total_dec").is_null() | (col("total_dec") != col("line_sum"))), "total_charge",
+           pl.lit("CLM02 total ") + col("x12_total_charge").fill_null("") + pl.lit(
                " does not equal the sum of SV102 line charges ") + col("line_sum").cast(pl.String).fill_null("?"))
-    report(per_claim.filter(col("diagnoses").list.len() == 0), pl.lit(": no diagnosis in HI"))
-    report(per_claim.filter(col("diagnoses").list.len() > MAX_DIAGNOSES),
-           pl.lit(": ") + col("diagnoses").list.len().cast(pl.String) + pl.lit(
-               f" diagnoses in HI; at most {MAX_DIAGNOSES}"))
-    dx = (per_claim.select("where", "diagnoses").with_columns(position=pl.int_ranges(1, col("diagnoses").list.len() + 1))
+    report(per_claim.filter(col("diagnoses").list.len() == 0), "no_diagnosis", "no diagnosis in HI")
+    report(per_claim.filter(col("diagnoses").list.len() > MAX_DIAGNOSES), "too_many_diagnoses",
+           col("diagnoses").list.len().cast(pl.String) + pl.lit(f" diagnoses in HI; at most {MAX_DIAGNOSES}"))
+    dx = (per_claim.select("claim_id", "diagnoses")
+          .with_columns(position=pl.int_ranges(1, col("diagnoses").list.len() + 1))
           .explode("diagnoses", "position"))
-    report(dx.filter(col("diagnoses").is_not_null() & ~col("diagnoses").str.contains(ICD10.pattern)),
-           pl.lit(": HI position ") + col("position").cast(pl.String) + pl.lit(" code '") + col("diagnoses")
-           + pl.lit("' is not an ICD-10-CM code without a dot"))
-    report(per_claim.filter(col("months").list.len() > 1),
-           pl.lit(": dates of service span months ") + col("months").list.sort().list.join(", "))
+    report(dx.filter(col("diagnoses").is_not_null() & ~col("diagnoses").str.contains(ICD10.pattern)), "icd10",
+           pl.lit("HI position ") + col("position").cast(pl.String) + pl.lit(" code '") + col("diagnoses")
+           + pl.lit("' is not an ICD-10-CM code without a dot; correct the condition's icd10_code in the EHR"))
+    report(per_claim.filter(col("months").list.len() > 1), "month_span",
+           pl.lit("dates of service span months ") + col("months").list.sort().list.join(", "))
     report(per_claim.filter((col("months").list.len() == 1)
                             & (col("months").list.first() != col("service_month").dt.strftime("%Y%m"))),
-           pl.lit(": dates of service fall outside the service month ") + col("service_month").dt.strftime("%Y-%m"))
+           "outside_month",
+           pl.lit("dates of service fall outside the service month ") + col("service_month").dt.strftime("%Y-%m"))
     # element checks: what pyx12 would find on a claim it does not read (and some it does not check)
     for column, element in _REQUIRED.items():
-        report(per_claim.filter(col(column) == ""), pl.lit(f": {element} ({element.split()[0]}) is empty"))
+        report(per_claim.filter(col(column) == ""), f"empty_{element.split()[0].lower()}",
+               f"{element} ({element.split()[0]}) is empty; complete the patient's record in the EHR")
     for column, (element, max_len) in _MAX_LENGTH.items():
-        report(per_claim.filter(col(column).str.len_chars() > max_len),
-               pl.lit(f": {element} is longer than {max_len} characters"))
+        report(per_claim.filter(col(column).str.len_chars() > max_len), f"too_long_{element.lower()}",
+               f"{element} is longer than {max_len} characters")
     for column in _CHARSET:
         report(per_claim.filter(~col(column).fill_null("").str.contains(X12_TEXT)),
-               pl.lit(f": {column.removeprefix('x12_')} holds a character outside the X12 character set "
-                      "or an X12 separator"))
-    report(per_claim.filter((col("x12_state") != "") & ~col("x12_state").str.contains(r"^[A-Z]{2}$")),
-           pl.lit(": N402 subscriber state must be 2 letters"))
-    report(per_claim.filter((col("x12_zip") != "") & ~col("x12_zip").str.contains(r"^(\d{5}|\d{9})$")),
-           pl.lit(": N403 subscriber ZIP must be 5 or 9 digits"))
-    report(per_claim.filter(~col("x12_birth_date").str.contains(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")),
-           pl.lit(": DMG02 birth date is not a CCYYMMDD date"))
-    report(per_claim.filter(~col("x12_sex").is_in(["M", "F", "U"])), pl.lit(": DMG03 sex must be M, F or U"))
+               f"charset_{column.removeprefix('x12_')}",
+               f"{column.removeprefix('x12_')} holds a character outside the X12 character set or an X12 separator")
+    report(per_claim.filter((col("x12_city") != "") & (col("x12_city").str.len_chars() < 2)), "city",
+           "N401 subscriber city is shorter than 2 characters; correct the patient's city in the EHR")
+    report(per_claim.filter((col("x12_state") != "") & ~col("x12_state").str.contains(r"^[A-Z]{2}$")), "state",
+           "N402 subscriber state must be 2 letters")
+    report(per_claim.filter(col("x12_state").str.contains(r"^[A-Z]{2}$")
+                            & ~col("x12_state").is_in(list(pyx12_codes("states")))), "state",
+           "N402 subscriber state is not a state code (USPS); correct the patient's state in the EHR")
+    report(per_claim.filter((col("x12_zip") != "") & ~col("x12_zip").str.contains(r"^(\d{5}|\d{9})$")), "zip",
+           "N403 subscriber ZIP must be 5 or 9 digits; correct the patient's zip in the EHR")
+    report(per_claim.filter(~col("x12_birth_date").str.contains(
+        r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")), "birth_date",
+        "DMG02 birth date is not a CCYYMMDD date from 1900 on; correct the patient's birth_date in the EHR")
+    report(per_claim.filter(col("birth_date").is_not_null()
+                            & (col("birth_date") > col("service_month").dt.month_end())), "birth_date_future",
+           "DMG02 birth date is after the service month; correct the patient's birth_date in the EHR")
+    report(per_claim.filter(~col("x12_sex").is_in(["M", "F", "U"])), "sex", "DMG03 sex must be M, F or U")
 
-    line_where = col("where") + pl.lit(" line ") + col("lx").cast(pl.String)
-    lines = lines.with_columns(where=line_where)
-    report(lines.filter((col("pointers").list.len() < 1) | (col("pointers").list.len() > MAX_POINTERS)),
-           pl.lit(f": SV107 needs 1 to {MAX_POINTERS} diagnosis pointers"))
-    pointers = lines.select("where", "pointers", n_dx=col("diagnoses").list.len()).explode("pointers")
+    at_line = pl.lit("line ") + col("lx").cast(pl.String) + pl.lit(": ")
+    report(lines.filter((col("pointers").list.len() < 1) | (col("pointers").list.len() > MAX_POINTERS)), "pointers",
+           at_line + pl.lit(f"SV107 needs 1 to {MAX_POINTERS} diagnosis pointers"))
+    pointers = lines.select("claim_id", "lx", "pointers", n_dx=col("diagnoses").list.len()).explode("pointers")
     report(pointers.filter(col("pointers").is_not_null()
-                           & ((col("pointers") < 1) | (col("pointers") > col("n_dx")))),
-           pl.lit(": SV107 pointer ") + col("pointers").cast(pl.String) + pl.lit(" points at no diagnosis in HI"))
-    report(lines.filter(col("base").is_not_null() & ~col("cpt_codes").list.contains(col("base"))),
-           pl.lit(": add-on ") + col("cpt_code") + pl.lit(" billed without its base code ") + col("base"))
-    report(lines.filter(~col("cpt_code").fill_null("").str.contains(_CPT)),
-           pl.lit(": SV101 procedure code is not a 5-character CPT/HCPCS code"))
-    report(lines.filter(col("charge_dec").is_null() | (col("charge_dec") < 0)),
-           pl.lit(": SV102 charge is not an amount"))
-    report(lines.filter(col("units").is_null() | (col("units") < 1)),
-           pl.lit(": SV104 units must be a whole number of at least 1"))
-    report(lines.filter(col("x12_date_of_service").fill_null("") == ""), pl.lit(": no DTP*472 date of service"))
-    return problems
+                           & ((col("pointers") < 1) | (col("pointers") > col("n_dx")))), "pointers",
+           at_line + pl.lit("SV107 pointer ") + col("pointers").cast(pl.String) + pl.lit(" points at no diagnosis in HI"))
+    report(lines.filter(col("base").is_not_null() & ~col("cpt_codes").list.contains(col("base"))), "add_on",
+           at_line + pl.lit("add-on ") + col("cpt_code") + pl.lit(" billed without its base code ") + col("base"))
+    report(lines.filter(~col("cpt_code").fill_null("").str.contains(_CPT)), "cpt",
+           at_line + pl.lit("SV101 procedure code is not a 5-character CPT/HCPCS code"))
+    report(lines.filter(col("charge_dec").is_null() | (col("charge_dec") < 0)), "charge",
+           at_line + pl.lit("SV102 charge is not an amount"))
+    report(lines.filter(col("units").is_null() | (col("units") < 1)), "units",
+           at_line + pl.lit("SV104 units must be a whole number of at least 1"))
+    report(lines.filter(col("x12_date_of_service").fill_null("") == ""), "date_of_service",
+           at_line + pl.lit("no DTP*472 date of service"))
+    return pl.concat(found) if found else pl.DataFrame(schema=FINDINGS_SCHEMA)
+
+
+@functools.cache
+def pyx12_codes(codeset: str) -> frozenset[str]:
+    """A pyx12 external code list (its map/codes.xml: states, pos, ...), as pyx12 checks the 837P against it."""
+    import xml.etree.ElementTree as ET
+    from importlib.resources import files
+
+    root = ET.fromstring(files("pyx12").joinpath("map", "codes.xml").read_bytes())
+    for cs in root:
+        if cs.findtext("id") == codeset:
+            return frozenset(c.text for c in cs.iter("code") if c.text)
+    raise KeyError(codeset)
 
 
 def check_billing_provider(file_name: str, npi: str, zip_code: str) -> list[str]:

@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -49,7 +50,9 @@ TMP_PREFIX = ".tmp-"  # a batch being written; renamed into place once the ledge
 BATCH_ID = re.compile(r"^B(\d{8})-(\d{3,})$")
 
 
-# Fault injection for the crash tests: CCM_FAULT=<point> kills the process there.
+# Fault injection for the crash tests: CCM_FAULT=<point> kills the process there
+# (CCM_FAULT_SIGNAL=KILL: by SIGKILL, else by os._exit). These points are inside the
+# claims stage; pipeline.RUN_FAULT_POINTS are the run's, between and inside stages.
 FAULT_ENV = "CCM_FAULT"
 FAULT_POINTS = ("mid_files", "after_files", "in_ledger", "after_ledger", "after_rename")
 FAULT_EXIT_CODE = 75
@@ -57,6 +60,8 @@ FAULT_EXIT_CODE = 75
 
 def fault(point: str) -> None:
     if os.environ.get(FAULT_ENV) == point:
+        if os.environ.get(f"{FAULT_ENV}_SIGNAL") == "KILL":
+            os.kill(os.getpid(), signal.SIGKILL)
         os._exit(FAULT_EXIT_CODE)  # no cleanup, no flush: what a kill -9 leaves behind
 
 

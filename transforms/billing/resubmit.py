@@ -16,7 +16,9 @@ from pathlib import Path
 
 import duckdb
 
+from transforms import run_lock
 from transforms.billing.ledger import ensure_billing_schema
+from transforms.errors import StorageError, WarehouseBusy
 from transforms.warehouse import connect
 
 EXIT_PROBLEM = 2
@@ -78,17 +80,23 @@ def resubmit(warehouse: Path, claim_ids: list[str] | None, all_rejected: bool) -
     if not warehouse.is_file():
         print(f"{warehouse}: no such warehouse", file=sys.stderr)
         return EXIT_PROBLEM
+    # a release is a write like a run's: it waits its turn for the warehouse (transforms/run_lock.py)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     try:
-        con = connect(warehouse, "UTC")
+        with run_lock.hold(warehouse, f"resubmit-{stamp}", "ccm resubmit"):
+            con = connect(warehouse, "UTC")
+            try:
+                ensure_billing_schema(con)
+                released, already, problems = release(con, claim_ids, all_rejected)
+            finally:
+                con.close()
+    except (WarehouseBusy, StorageError) as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_PROBLEM
     except duckdb.IOException as exc:
         print(f"{warehouse}: cannot open the warehouse for writing ({str(exc).splitlines()[0]}); "
-              "is a run in progress?", file=sys.stderr)
+              "is a program holding it?", file=sys.stderr)
         return EXIT_PROBLEM
-    try:
-        ensure_billing_schema(con)
-        released, already, problems = release(con, claim_ids, all_rejected)
-    finally:
-        con.close()
     if problems:
         print("\n".join(problems + ["nothing was released"]), file=sys.stderr)
         return EXIT_PROBLEM

@@ -22,9 +22,10 @@ from datetime import datetime, timezone
 import duckdb
 import polars as pl
 
+from transforms.billing.ledger import fault
 from transforms.contract import CONSENT_ELEMENTS, LOAD_ORDER, TABLES, TableSpec
-from transforms.ingest.plan import InputError, IngestPlan, LandingFile
-from transforms.ingest.readers import absent_evidence, arrow, read_strings, sha256_file
+from transforms.ingest.plan import InputError, IngestPlan, LandingFile, drop_date
+from transforms.ingest.readers import UnreadableFile, absent_evidence, arrow, read_strings, sha256_file
 from transforms.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,10 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
             expr = f"coalesce({t}, 'active')" if col == "status" else t
         elif sql_type == "INTEGER":
             # whole numbers only: TRY_CAST would round '12.5' to 13, and minutes are never rounded
-            expr = f"case when regexp_full_match({t}, '[+-]?[0-9]+') then cast({t} as integer) end"
-            problems.append((f"{t} is not null and {q} is null", col, "not a whole number"))
+            whole = f"regexp_full_match({t}, '[+-]?[0-9]+')"
+            expr = f"case when {whole} then try_cast({t} as integer) end"
+            problems.append((f"{t} is not null and {q} is null and not {whole}", col, "not a whole number"))
+            problems.append((f"{q} is null and {whole}", col, "a whole number too large to be true"))
         elif sql_type == "BOOLEAN":
             expr = f"try_cast(lower({t}) as boolean)"
             problems.append((f"{t} is not null and {q} is null", col, "not true/false"))
@@ -102,6 +105,8 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
             problems.append((f"{t} is not null and {q} is null", col, "not an ISO 8601 timestamp"))
         else:
             raise ValueError(f"sql/raw/{spec.name}.sql: type {sql_type} of {col} has no parser")
+        # a NUL byte is binary data, not text (and no id, date or name holds one)
+        problems.append((f"strpos({t}, chr(0)) > 0", col, "holds a NUL byte (binary data, not text)"))
         texts.append(f"{text} as {t}")
         typed.append(f"{expr} as {q}")
         typed_from_landing[col] = expr.replace(t, f"({text})")
@@ -118,8 +123,14 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
         problems.append((f'"_t_elements_explained" is not null and not list_bool_and(list_transform('
                          f'string_split("_t_elements_explained", \';\'), lambda e: e in ({allowed})))',
                          "elements_explained", f"not a list (; between) of {'/'.join(CONSENT_ELEMENTS)}"))
+    if spec.name == "patients":
+        # the export was written on the drop's date: a patient cannot be born after it
+        problems.append(('"birth_date" > getvariable(\'ingest_drop_date\')', "birth_date",
+                         "in the future (after the drop's date)"))
 
-    any_problem = " or ".join(f"coalesce({cond}, false)" for cond, _, _ in problems) or "false"
+    # A ragged row (more or fewer fields than the header) is bad whatever its values
+    # say: they may have shifted into other columns. Its one problem is that.
+    any_problem = " or ".join(["_ragged is not null", *(f"coalesce({cond}, false)" for cond, _, _ in problems)])
     absent_sql = "[" + ", ".join(f"'{c}'" for c in sorted(absent or [])) + "]::varchar[]"
     presence = f"|{absent_sql}" if spec.evidence else ""
     rules = hashlib.sha256(f"{texts}|{typed}|{any_problem}|{time_zone}{presence}".encode()).hexdigest()[:16]
@@ -130,16 +141,18 @@ def _typed_select(spec: TableSpec, types: dict[str, str], time_zone: str, source
         f"select {_quoted(hashed_columns(spec))}, _row_number, _text_hash, {any_problem} as _bad, "
         f"hash({_quoted(spec.key)}) as _key_hash, hash({_quoted(hashed_columns(spec))}) as _row_hash "
         f"from (select *, {', '.join(typed)}{absent_column} "
-        f"      from (select {', '.join(texts)}, _row_number, {text_hash} as _text_hash from {source}))"
+        f"      from (select {', '.join(texts)}, _row_number, _ragged, {text_hash} as _text_hash from {source}))"
     )
-    listed = ", ".join(f"case when coalesce({cond}, false) then {{'column': '{col}', 'reason': '{reason}'}} end"
+    listed = ", ".join(f"case when coalesce({cond}, false) then "
+                       f"{{'column': '{col}', 'reason': '{reason.replace(chr(39), chr(39) * 2)}'}} end"
                        for cond, col, reason in problems)
     key = " || '|' || ".join(f"coalesce(trim(\"{k}\"), '')" for k in spec.key)
     problem_rows = (
-        f"select _row_number, _record_key as record_key, "
-        f"unnest(list_filter([{listed}], lambda p: p is not null)) as problem "
+        f"select _row_number, case when _ragged is null then _record_key end as record_key, "
+        f"unnest(case when _ragged is not null then [{{'column': null::varchar, 'reason': _ragged}}] "
+        f"            else list_filter([{listed}], lambda p: p is not null) end) as problem "
         f"from (select *, {', '.join(typed)} "
-        f"      from (select {', '.join(texts)}, _row_number, {key} as _record_key from {source} "
+        f"      from (select {', '.join(texts)}, _row_number, _ragged, {key} as _record_key from {source} "
         f"            where _row_number in (select _row_number from parsed where _bad)))"
     )
     return TypedSelect(typed_rows, problem_rows, key_hash, text_hash)
@@ -205,6 +218,7 @@ def load_drops(
                     con.rollback()
                     raise
                 con.commit()
+                fault("mid_ingest")  # crash tests: this drop is stored, the next ones are not
                 for table, (stored, unchanged) in counts.items():
                     rows_loaded[table] += stored
                     rows_unchanged[table] += unchanged
@@ -215,6 +229,7 @@ def load_drops(
     for temp in ("parsed", "changed", "problems"):
         con.execute(f"drop table if exists {temp}")
     return {
+        "drops_empty": list(plan.empty_drops),
         "drops_loaded": list(plan.new_drops),
         "drops_skipped": list(plan.skipped_drops),
         "rows_loaded": rows_loaded,
@@ -229,8 +244,13 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
     bad_total = 0
     lines: list[str] = []
     loaded_files, loaded_file_rows, file_columns = [], [], []
+    # the drop's date (planning checked its name): what "in the future" is judged against
+    con.execute(f"set variable ingest_drop_date = date '{drop_date(files[0].drop).isoformat()}'")
     for lf in files:
-        frame = read_strings(lf, settings)
+        try:
+            frame = read_strings(lf, settings)
+        except UnreadableFile as exc:  # changed since planning read it: this drop rolls back
+            raise InputError([f"{exc}; nothing of drop {lf.drop} was stored"]) from None
         spec = TABLES[lf.table]
         absent = absent_evidence(lf, settings) if spec.evidence else []
         select = _typed_select(spec, types[lf.table], settings.time_zone, source="unseen_rows", absent=absent)
@@ -242,7 +262,7 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
         con.register("landing_rows", arrow(frame))
         unseen = con.execute(f"""
             with screened as materialized (
-                select _row_number, {select.key_hash} as _key_hash, {select.text_hash} as _text_hash
+                select _row_number, _ragged, {select.key_hash} as _key_hash, {select.text_hash} as _text_hash
                 from landing_rows
             ),
             repeated_keys as (
@@ -252,6 +272,7 @@ def _load_drop(con, files: list[LandingFile], types: dict, settings: Settings, r
             from screened s
             left join {latest} l using (_key_hash)
             where l._text_hash is distinct from s._text_hash
+               or s._ragged is not null
                or s._key_hash in (select _key_hash from repeated_keys)
             order by 1
         """).fetchnumpy()["row_index"]
@@ -324,7 +345,7 @@ def _store_unseen(con, lf: LandingFile, spec: TableSpec, select: TypedSelect, ro
         for row, column, reason in con.execute(
             "select _row_number, problem.column, problem.reason from problems order by 1 limit 20"
         ).fetchall():
-            lines.append(f"{lf.path}: row {row}, column {column}: {reason}")
+            lines.append(f"{lf.path}: row {row}" + (f", column {column}" if column else "") + f": {reason}")
     con.unregister("unseen_rows")
     return stored, new, bad_rows
 

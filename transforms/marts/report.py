@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import calendar
 import math
-import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -20,6 +19,8 @@ from html import escape
 from pathlib import Path
 
 import duckdb
+
+from transforms.privacy import mkdir_private, write_private
 
 THRESHOLDS = (20, 40, 60)       # 99490, +99439, +99439: the lines drawn on the histograms
 HISTOGRAM_MAX = 90              # minutes; longer months are drawn in one last "90+" bar
@@ -85,7 +86,7 @@ def worklist_counts(con: duckdb.DuckDBPyConnection, source: str = "marts.thresho
     """The report's summary of the open month's worklist: marts.threshold_worklist (with
     worklist_as_of set), or a table holding its rows (the stage's copy)."""
     return _rows(con, f"""
-        select count(*) as patients,
+        select count(*) filter (where worklist_status <> 'claim_withheld') as patients,
                count(*) filter (where minutes_to_next_threshold <= 5) as within_5,
                count(*) filter (where minutes_to_next_threshold between 6 and 10) as within_10,
                count(*) filter (where minutes_to_next_threshold > 10) as more_than_10,
@@ -93,7 +94,8 @@ def worklist_counts(con: duckdb.DuckDBPyConnection, source: str = "marts.thresho
                count(*) filter (where next_threshold_minutes = 20) as toward_20,
                count(*) filter (where next_threshold_minutes = 40) as toward_40,
                count(*) filter (where next_threshold_minutes = 60) as toward_60,
-               count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other
+               count(*) filter (where next_threshold_minutes not in (20, 40, 60)) as toward_other,
+               count(*) filter (where worklist_status = 'claim_withheld') as claims_withheld
         from {source}
         where worklist_status <> 'timely_filing_due'""")[0]
 
@@ -568,7 +570,10 @@ def render_report(data: ReportData) -> str:
         f"<td class='n'>{w.get('toward_60', 0)}</td></tr>"
         f"<tr><td>of which no minutes yet</td><td class='n'>{w.get('no_minutes_yet', 0)}</td>"
         f"<td>other (30, 90 …)</td><td class='n'>{w.get('toward_other', 0)}</td></tr>"
-        "</table>")
+        "</table>"
+        + (f"<p class='note'>{w['claims_withheld']} claims of closed months withheld by a claim edit: the data "
+           f"to fix is in <code>worklist.csv</code> (<code>withheld_reasons</code>), listed first.</p>"
+           if w.get("claims_withheld") else ""))
 
     run_rows = "".join(
         "<tr>" + "".join([
@@ -658,8 +663,6 @@ def write_report(con: duckdb.DuckDBPyConnection, run_id: str, as_of: date, path:
     """Write the report atomically (a half-written file never replaces a good one).
     `data`: collect_report_data()'s result when the caller has it already."""
     html = render_report(data or collect_report_data(con, run_id, as_of, practice_name))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    mkdir_private(path.parent)
+    write_private(path, html)  # owner-only, like the warehouse it summarises
     return path

@@ -24,6 +24,7 @@ from transforms.core import rules
 from transforms.marts import report
 from transforms.marts.worklist import write_worklist
 from transforms.paths import SQL_DIR
+from transforms.privacy import mkdir_private
 from transforms.settings import Settings
 from transforms.warehouse import run_sql
 
@@ -60,6 +61,7 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
     run_sql(con, "raw/_schema.sql")         # schemas and raw.runs/loaded_files/quarantine
     ensure_billing_schema(con)              # the claims stage's own tables, real columns
     load_code_lists(con)                    # the code lists the revenue-cycle marts say why with
+    run_sql(con, "billing/withheld_claims.sql")  # the claims it withheld (transforms/billing/batch.py)
     run_sql(con, "quality/_schema.sql")     # likewise quality.flags
     run_sql(con, "marts/_sources.sql")      # empty sources where a stage has not run yet
     fees = load_fee_reference(con, settings, as_of)
@@ -69,8 +71,7 @@ def build_marts(con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
     for view in VIEWS:
         run_sql(con, f"marts/{view}.sql")
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = mkdir_private(Path(run_dir))  # the worklist names patients
     worklist_path, worklist = write_worklist(con, as_of, run_dir / WORKLIST_FILE)
     # The report's queries also give the summary's totals (one pass over each view).
     data = report.collect_report_data(con, run_id, as_of, settings.practice_name, worklist=worklist)

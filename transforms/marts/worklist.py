@@ -24,10 +24,12 @@ def write_worklist(con: duckdb.DuckDBPyConnection, as_of: date, path: Path) -> t
         con.execute("reset variable worklist_as_of")
     try:
         columns = con.execute("select * from worklist_rows limit 0").description
-        # as Python's csv module writes them: an empty string as an empty field
-        select = ", ".join(f'nullif("{name}", \'\') as "{name}"' if str(kind) == "VARCHAR"
-                           # a list (reasons_not_billed) as one field, '; '-separated
-                           else f'nullif(array_to_string("{name}", \'; \'), \'\') as "{name}"'
+        # as Python's csv module writes them: an empty string as an empty field; a list
+        # (reasons_not_billed) as one field, '; '-separated; a text a spreadsheet would run
+        # as a formula (=, +, -, @ ...) with an apostrophe before it (csv_cell,
+        # transforms/privacy.py): care teams open this file in a spreadsheet
+        select = ", ".join(f'nullif(csv_cell("{name}"), \'\') as "{name}"' if str(kind) == "VARCHAR"
+                           else f'nullif(csv_cell(array_to_string("{name}", \'; \')), \'\') as "{name}"'
                            if str(kind).endswith("[]") else f'"{name}"'
                            for name, kind, *_ in columns)
         # COPY makes a new file with the default mode: make it in a directory only

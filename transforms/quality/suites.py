@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from transforms.contract import TABLES
 from transforms.paths import EXPECTATIONS_DIR
+from transforms.privacy import mkdir_private
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,7 +165,7 @@ def run_suites(
             chunks=count,
         )
     if data_docs_dir is not None and results:
-        data_docs_dir.mkdir(parents=True, exist_ok=True)
+        mkdir_private(data_docs_dir)  # Data Docs sit beside the warehouse: owner-only, like it
         context.build_data_docs(site_names=[DOCS_SITE])
         _add_offline_contents(data_docs_dir)
         _owner_only(data_docs_dir)
